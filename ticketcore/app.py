@@ -1,0 +1,97 @@
+"""The application object: settings, database, plugins and services of one helpdesk."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import pluggy
+
+from ticketcore.clock import Clock
+from ticketcore.config import Settings
+from ticketcore.db.database import Database
+from ticketcore.db.migrations import migrate
+from ticketcore.db.tables import CORE_TABLES
+from ticketcore.errors import ConfigError
+from ticketcore.hooks import Hooks
+from ticketcore.jobs import JobQueue, JobHandler, core_job_handlers
+from ticketcore.plugin_manager import LoadedPlugin, build_plugin_manager
+
+log = logging.getLogger("ticketcore")
+
+
+class App:
+    """One helpdesk: build with :func:`create_helpdesk`, then ``await start()``."""
+
+    def __init__(self, settings: Settings, pm: pluggy.PluginManager,
+                 plugins: list[LoadedPlugin], clock: Clock | None = None) -> None:
+        from ticketcore.services.auth import AuthService
+        from ticketcore.services.directory import DirectoryService
+        from ticketcore.services.tickets import TicketService
+
+        self.settings = settings
+        self.pm = pm
+        self.hooks = Hooks(pm)
+        self.plugins = plugins
+        self.clock = clock or Clock()
+        self.db = Database(settings.database.url, pool_size=settings.database.pool_size)
+        self.plugin_tables = [t for _, tables in self.hooks.collect("register_tables")
+                              for t in (tables or [])]
+        self.db.bind([*CORE_TABLES, *self.plugin_tables])
+        self.jobs = JobQueue(self, self._job_handlers())
+        self.tickets = TicketService(self)
+        self.auth = AuthService(self)
+        self.directory = DirectoryService(self)
+        self._started = False
+
+    def _job_handlers(self) -> dict[str, JobHandler]:
+        handlers: dict[str, JobHandler] = dict(core_job_handlers())
+        problems: list[str] = []
+        for plugin, registered in self.hooks.collect("register_jobs"):
+            for kind, handler in (registered or {}).items():
+                if kind in handlers:
+                    problems.append(f"{plugin}: job kind {kind!r} is already registered")
+                handlers[kind] = handler
+        if problems:
+            raise ConfigError(problems)
+        return handlers
+
+    async def start(self, *, run_migrations: bool = True) -> None:
+        """Connect, migrate (unless told not to) and run the plugins' ``startup`` hooks."""
+        if self._started:
+            return
+        await self.db.start()
+        if run_migrations:
+            applied = await migrate(self.db, self.plugin_tables)
+            for name in applied:
+                log.info("applied migration %s", name)
+        outcomes = await self.hooks.broadcast("startup", app=self)
+        failed = [f"{o.plugin}: startup failed: {o.error}" for o in outcomes if not o.ok]
+        if failed:
+            await self.db.close()
+            raise ConfigError(failed)
+        self._started = True
+
+    async def stop(self) -> None:
+        """Stop the worker, run ``shutdown`` hooks (isolated) and close the database."""
+        await self.jobs.stop_worker()
+        if self._started:
+            await self.hooks.broadcast("shutdown", app=self)
+        self._started = False
+        await self.db.close()
+
+    async def __aenter__(self) -> App:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+def create_helpdesk(settings: Settings, *, clock: Clock | None = None,
+                    extra_plugins: Sequence[tuple[str, Any]] = ()) -> App:
+    """Build an application: load and validate plugins (raising one report of every
+    problem), bind the database. Nothing is connected until ``start()``."""
+    pm, plugins = build_plugin_manager(settings, extra_plugins)
+    return App(settings, pm, plugins, clock=clock)

@@ -1,0 +1,166 @@
+"""Settings: one TOML file plus environment overrides, validated strictly.
+
+Unknown keys are errors. A value written as ``{ env = "NAME" }`` is read from the environment
+and is treated as a secret: it is redacted wherever configuration is shown.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ticketcore.errors import ConfigError
+
+#: Plugin kinds and the entry-point namespace each is discovered in.
+NAMESPACES: dict[str, str] = {
+    "channels": "ticketcore.channels",
+    "routing": "ticketcore.routing",
+    "sla": "ticketcore.sla",
+    "notifiers": "ticketcore.notifiers",
+    "kb": "ticketcore.kb",
+    "plugins": "ticketcore.plugins",
+}
+
+REDACTED = "********"
+_SECRET_WORDS = ("password", "secret", "token", "api_key", "apikey", "private_key")
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    pass
+
+
+class DatabaseSettings(_Strict):
+    """Where tickets are stored: ``sqlite:///path.db`` or ``postgresql://user@host/db``."""
+
+    url: str = "sqlite:///ticketcore.db"
+    pool_size: int = 16
+
+
+class ServerSettings(_Strict):
+    """How ``ticketcore serve`` listens."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    embedded_worker: bool = True
+    base_url: str | None = None
+
+
+class PluginSelection(_Strict):
+    """Which plugins are enabled, per kind, in call order."""
+
+    channels: list[str] = []
+    routing: list[str] = []
+    sla: list[str] = []
+    notifiers: list[str] = []
+    kb: list[str] = []
+    plugins: list[str] = []
+
+    def enabled(self) -> list[tuple[str, str]]:
+        """(kind, name) pairs for every enabled plugin, kinds in a fixed order."""
+        return [(kind, name) for kind in NAMESPACES for name in getattr(self, kind)]
+
+
+class Limits(_Strict):
+    """Size limits that protect the helpdesk from oversized input."""
+
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    max_attachments_per_entry: int = 20
+    max_body_chars: int = 1_000_000
+    max_subject_chars: int = 500
+
+
+class Settings(_Strict):
+    """The whole configuration of one helpdesk."""
+
+    database: DatabaseSettings = DatabaseSettings()
+    server: ServerSettings = ServerSettings()
+    plugins: PluginSelection = PluginSelection()
+    #: Per-plugin settings: ``[plugin.<kind>.<name>]`` tables, validated by each plugin.
+    plugin: dict[str, dict[str, dict[str, Any]]] = {}
+    limits: Limits = Limits()
+    storage_dir: str = "var/attachments"
+    #: Names of settings read from the environment, e.g. ``plugin.channels.email.password``.
+    secret_paths: list[str] = []
+
+    def plugin_config(self, kind: str, name: str) -> dict[str, Any]:
+        """The raw settings table of one plugin (empty if none is given)."""
+        return self.plugin.get(kind, {}).get(name, {})
+
+    @property
+    def is_sqlite(self) -> bool:
+        """Whether the database URL names SQLite."""
+        return self.database.url.startswith("sqlite")
+
+
+def _resolve_env(value: Any, path: str, env: Mapping[str, str], secrets: list[str],
+                 problems: list[str]) -> Any:
+    """Replace ``{env = "NAME"}`` tables by the environment value, recording secret paths."""
+    if isinstance(value, dict):
+        if set(value) == {"env"}:
+            name = value["env"]
+            secrets.append(path)
+            if name not in env:
+                problems.append(f"{path}: environment variable {name} is not set")
+                return ""
+            return env[name]
+        return {k: _resolve_env(v, f"{path}.{k}" if path else k, env, secrets, problems)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, f"{path}[{i}]", env, secrets, problems)
+                for i, v in enumerate(value)]
+    return value
+
+
+def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None,
+                          source: str = "settings") -> Settings:
+    """Validate a parsed configuration; raise ConfigError naming each problem and where."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    secrets: list[str] = []
+    resolved = _resolve_env(dict(data), "", env, secrets, problems)
+    if "TICKETCORE_DATABASE_URL" in env:
+        resolved.setdefault("database", {})["url"] = env["TICKETCORE_DATABASE_URL"]
+    resolved["secret_paths"] = secrets
+    if problems:
+        raise ConfigError([f"{source}: {p}" for p in problems])
+    try:
+        return msgspec.convert(resolved, Settings)
+    except msgspec.ValidationError as exc:
+        raise ConfigError([f"{source}: {exc}"]) from exc
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None,
+                  ) -> Settings:
+    """Read settings from a TOML file (or defaults when ``path`` is None) and the environment."""
+    if path is None:
+        return settings_from_mapping({}, env)
+    file = Path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError([f"{file}: no such configuration file"]) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{file}: not valid TOML: {exc}"]) from exc
+    return settings_from_mapping(data, env, source=str(file))
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a setting's name says it holds a secret."""
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_WORDS)
+
+
+def redact(value: Any, path: str, secret_paths: set[str]) -> Any:
+    """A copy of ``value`` with secrets replaced by a fixed mask, for display."""
+    if isinstance(value, dict):
+        return {k: (REDACTED if is_secret_key(k) and not isinstance(v, dict)
+                    else redact(v, f"{path}.{k}", secret_paths))
+                for k, v in value.items()}
+    if path in secret_paths:
+        return REDACTED
+    return value

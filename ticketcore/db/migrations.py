@@ -1,0 +1,78 @@
+"""Versioned schema migrations, applied in order, once each.
+
+On PostgreSQL the whole run holds an advisory lock inside one transaction, so several
+processes starting at once migrate exactly once (the others wait, then find nothing to do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+from piccolo.table import Table
+
+from ticketcore.db.database import Database
+from ticketcore.db.tables import CORE_TABLES, SchemaVersion
+
+Migration = Callable[[Database], Awaitable[None]]
+_ADVISORY_LOCK_KEY = 7_277_001
+
+_INITIAL_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS ix_ticket_status_id ON ticket (status, id)",
+    "CREATE INDEX IF NOT EXISTS ix_ticket_team_status_id ON ticket (team, status, id)",
+    "CREATE INDEX IF NOT EXISTS ix_ticket_assignee_status_id ON ticket (assignee, status, id)",
+    "CREATE INDEX IF NOT EXISTS ix_ticket_priority_id ON ticket (priority, id)",
+    "CREATE INDEX IF NOT EXISTS ix_ticket_requester_id ON ticket (requester, id)",
+    "CREATE INDEX IF NOT EXISTS ix_ticket_category_id ON ticket (category, id)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS ux_ticket_tag ON ticket_tag (tag, ticket)",
+    "CREATE INDEX IF NOT EXISTS ix_ticket_tag_ticket ON ticket_tag (ticket)",
+    "CREATE INDEX IF NOT EXISTS ix_ticket_link_ticket ON ticket_link (ticket)",
+    "CREATE INDEX IF NOT EXISTS ix_entry_ticket_id ON entry (ticket, id)",
+    "CREATE INDEX IF NOT EXISTS ix_attachment_entry ON attachment (entry)",
+    "CREATE INDEX IF NOT EXISTS ix_event_ticket_id ON ticket_event (ticket, id)",
+    "CREATE INDEX IF NOT EXISTS ix_job_due ON job (status, run_at)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS ux_team_member ON team_member (team, \"user\")",
+    "CREATE INDEX IF NOT EXISTS ix_team_member_user ON team_member (\"user\")",
+    "CREATE INDEX IF NOT EXISTS ix_contact_org ON contact (organisation)",
+)
+
+
+async def create_tables(db: Database, tables: Sequence[type[Table]]) -> None:
+    """Create tables (and their single-column indexes) that do not exist yet."""
+    for table in tables:
+        for ddl in table.create_table(if_not_exists=True).ddl:
+            await db.execute_ddl(ddl)
+        for column in table._meta.columns:
+            if column._meta.index:
+                index_ddl = table.create_index([column], if_not_exists=True).ddl
+                for ddl in index_ddl:
+                    await db.execute_ddl(ddl)
+
+
+async def _m0001_initial(db: Database) -> None:
+    await create_tables(db, CORE_TABLES)
+    for ddl in _INITIAL_INDEXES:
+        await db.execute_ddl(ddl)
+
+
+MIGRATIONS: list[tuple[int, str, Migration]] = [
+    (1, "initial schema", _m0001_initial),
+]
+
+
+async def migrate(db: Database, extra_tables: Sequence[type[Table]] = ()) -> list[str]:
+    """Apply pending migrations, then create plugin tables; return the names applied."""
+    applied: list[str] = []
+    async with db.transaction():
+        if not db.is_sqlite:
+            await db.fetch("SELECT pg_advisory_xact_lock({})", _ADVISORY_LOCK_KEY)
+        await create_tables(db, [SchemaVersion])
+        done = {row["version"] for row in await SchemaVersion.select(SchemaVersion.version)}
+        for version, name, migration in MIGRATIONS:
+            if version in done:
+                continue
+            await migration(db)
+            await SchemaVersion.insert(SchemaVersion(version=version, name=name))
+            applied.append(f"{version:04d} {name}")
+        if extra_tables:
+            await create_tables(db, extra_tables)
+    return applied

@@ -1,0 +1,202 @@
+"""Piccolo table definitions. Primary keys are declared explicitly from the start."""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    JSON,
+    BigInt,
+    BigSerial,
+    Boolean,
+    ForeignKey,
+    Integer,
+    OnDelete,
+    Serial,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class Organisation(Table, tablename="organisation"):
+    """A customer organisation; its VIP flag raises its contacts' priority."""
+
+    id = Serial(primary_key=True)
+    name = Varchar(length=200, unique=True)
+    domain = Varchar(length=253, null=True, default=None, index=True)
+    vip = Boolean(default=False)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Contact(Table, tablename="contact"):
+    """A person who writes in."""
+
+    id = Serial(primary_key=True)
+    name = Varchar(length=200)
+    email = Varchar(length=320, null=True, default=None, unique=True)
+    phone = Varchar(length=50, null=True, default=None)
+    organisation = ForeignKey(Organisation, null=True, default=None, on_delete=OnDelete.set_null)
+    vip = Boolean(default=False)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Team(Table, tablename="team"):
+    """A group of agents that tickets are routed to."""
+
+    id = Serial(primary_key=True)
+    name = Varchar(length=200, unique=True)
+    slug = Varchar(length=100, unique=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class User(Table, tablename="app_user"):
+    """Someone who signs in: an admin, an agent or a customer (linked to a contact)."""
+
+    id = Serial(primary_key=True)
+    email = Varchar(length=320, unique=True)
+    name = Varchar(length=200)
+    role = Varchar(length=20)
+    password_hash = Varchar(length=300, null=True, default=None)
+    active = Boolean(default=True)
+    available = Boolean(default=True)
+    capacity = Integer(null=True, default=None)
+    contact = ForeignKey(Contact, null=True, default=None, on_delete=OnDelete.set_null)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class TeamMember(Table, tablename="team_member"):
+    """Membership of an agent in a team, with round-robin state that survives restarts."""
+
+    id = Serial(primary_key=True)
+    team = ForeignKey(Team, on_delete=OnDelete.cascade)
+    user = ForeignKey(User, on_delete=OnDelete.cascade)
+    last_assigned_at = Timestamptz(null=True, default=None)
+    assigned_count = BigInt(default=0)
+
+
+class ApiToken(Table, tablename="api_token"):
+    """A bearer token; only its SHA-256 is stored."""
+
+    id = Serial(primary_key=True)
+    user = ForeignKey(User, on_delete=OnDelete.cascade)
+    name = Varchar(length=200)
+    token_hash = Varchar(length=64, unique=True)
+    revoked = Boolean(default=False)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Ticket(Table, tablename="ticket"):
+    """A ticket; ``id`` is also its human number."""
+
+    id = BigSerial(primary_key=True)
+    key = Varchar(length=36, unique=True)
+    subject = Varchar(length=500)
+    description = Text(default="")
+    status = Varchar(length=20)
+    priority = Varchar(length=10)
+    category = Varchar(length=100, null=True, default=None)
+    channel = Varchar(length=50)
+    requester = ForeignKey(Contact, on_delete=OnDelete.restrict)
+    team = ForeignKey(Team, null=True, default=None, on_delete=OnDelete.set_null)
+    assignee = ForeignKey(User, null=True, default=None, on_delete=OnDelete.set_null)
+    custom_fields = JSON(default="{}")
+    tags = JSON(default="[]")
+    version = Integer(default=1)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+    first_response_at = Timestamptz(null=True, default=None)
+    resolved_at = Timestamptz(null=True, default=None)
+    closed_at = Timestamptz(null=True, default=None)
+
+
+class TicketTag(Table, tablename="ticket_tag"):
+    """One tag on one ticket: the filterable copy of ``Ticket.tags``."""
+
+    id = BigSerial(primary_key=True)
+    ticket = ForeignKey(Ticket, on_delete=OnDelete.cascade)
+    tag = Varchar(length=100)
+
+
+class TicketLink(Table, tablename="ticket_link"):
+    """A relation from ``ticket`` to ``other``: parent, merged_into or related."""
+
+    id = BigSerial(primary_key=True)
+    ticket = ForeignKey(Ticket, on_delete=OnDelete.cascade)
+    other = ForeignKey(Ticket, on_delete=OnDelete.cascade)
+    kind = Varchar(length=20)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Entry(Table, tablename="entry"):
+    """One conversation item of a ticket."""
+
+    id = BigSerial(primary_key=True)
+    ticket = ForeignKey(Ticket, on_delete=OnDelete.cascade)
+    kind = Varchar(length=20)
+    author_kind = Varchar(length=10)
+    author_id = BigInt(null=True, default=None)
+    author_name = Varchar(length=200, default="")
+    body_text = Text(default="")
+    body_html = Text(null=True, default=None)
+    message_id = Varchar(length=998, null=True, default=None, index=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Attachment(Table, tablename="attachment"):
+    """A stored file of an entry; bytes live in content-addressed storage by SHA-256."""
+
+    id = BigSerial(primary_key=True)
+    entry = ForeignKey(Entry, on_delete=OnDelete.cascade)
+    ticket = ForeignKey(Ticket, on_delete=OnDelete.cascade)
+    filename = Varchar(length=255)
+    content_type = Varchar(length=255)
+    size = BigInt()
+    sha256 = Varchar(length=64)
+
+
+class TicketEvent(Table, tablename="ticket_event"):
+    """An append-only record of one change, written in the transaction of the change."""
+
+    id = BigSerial(primary_key=True)
+    ticket = ForeignKey(Ticket, on_delete=OnDelete.cascade)
+    kind = Varchar(length=50)
+    actor_kind = Varchar(length=10)
+    actor_id = BigInt(null=True, default=None)
+    actor_name = Varchar(length=200, default="")
+    changes = JSON(default="{}")
+    data = JSON(default="{}")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class Job(Table, tablename="job"):
+    """Durable background work and the outbox: claimed with a lease, retried on failure."""
+
+    id = BigSerial(primary_key=True)
+    kind = Varchar(length=100)
+    payload = JSON(default="{}")
+    idempotency_key = Varchar(length=200, null=True, default=None, unique=True)
+    status = Varchar(length=10, default="pending")
+    run_at = Timestamptz(default=TimestamptzNow())
+    locked_until = Timestamptz(null=True, default=None)
+    locked_by = Varchar(length=100, null=True, default=None)
+    attempts = Integer(default=0)
+    max_attempts = Integer(default=8)
+    last_error = Text(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    finished_at = Timestamptz(null=True, default=None)
+
+
+class SchemaVersion(Table, tablename="schema_version"):
+    """Which migrations have run."""
+
+    id = Serial(primary_key=True)
+    version = Integer(unique=True)
+    name = Varchar(length=200)
+    applied_at = Timestamptz(default=TimestamptzNow())
+
+
+CORE_TABLES: tuple[type[Table], ...] = (
+    SchemaVersion, Organisation, Contact, Team, User, TeamMember, ApiToken, Ticket, TicketTag,
+    TicketLink, Entry, Attachment, TicketEvent, Job,
+)

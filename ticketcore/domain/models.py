@@ -1,0 +1,251 @@
+"""Immutable value types passed to hooks and returned by services.
+
+They are msgspec Structs: cheap to build, typed, and encoded to JSON by the API as they are.
+Hooks receive these snapshots, never database rows, so a plugin cannot reach past the core.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+from ticketcore.domain.enums import EntryKind, LinkKind, Priority, Role, Status
+
+
+class Actor(msgspec.Struct, frozen=True, kw_only=True):
+    """Who did something: a user, a contact writing in, a plugin or the system itself."""
+
+    kind: Literal["user", "contact", "plugin", "system"]
+    id: int | None = None
+    name: str = ""
+    role: Role | None = None
+
+    @classmethod
+    def system(cls, name: str = "system") -> Actor:
+        """The helpdesk acting on its own (timers, workers)."""
+        return cls(kind="system", name=name)
+
+    @classmethod
+    def plugin(cls, name: str) -> Actor:
+        """A plugin acting, e.g. a routing strategy; ``name`` is the plugin's."""
+        return cls(kind="plugin", name=name)
+
+
+class Contact(msgspec.Struct, frozen=True, kw_only=True):
+    """A person who writes in: the requester of tickets."""
+
+    id: int
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    organisation_id: int | None = None
+    organisation: str | None = None
+    vip: bool = False
+
+
+class AttachmentInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """Metadata of a stored attachment; the bytes are fetched separately."""
+
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
+class Entry(msgspec.Struct, frozen=True, kw_only=True):
+    """One item of a conversation: a public message, an internal note or a system note."""
+
+    id: int
+    ticket_id: int
+    kind: EntryKind
+    author: Actor
+    body_text: str
+    body_html: str | None
+    created_at: datetime
+    attachments: list[AttachmentInfo] = []
+
+    @property
+    def is_public(self) -> bool:
+        """Whether a customer may see this entry."""
+        return self.kind in (EntryKind.MESSAGE_IN, EntryKind.MESSAGE_OUT)
+
+
+class Link(msgspec.Struct, frozen=True, kw_only=True):
+    """A relation from one ticket to another."""
+
+    kind: LinkKind
+    ticket_id: int
+
+
+class Ticket(msgspec.Struct, frozen=True, kw_only=True):
+    """A snapshot of a ticket as stored at one version."""
+
+    id: int
+    key: str
+    subject: str
+    status: Status
+    priority: Priority
+    category: str | None
+    channel: str
+    requester: Contact
+    team_id: int | None
+    assignee_id: int | None
+    tags: list[str]
+    custom_fields: dict[str, Any]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    closed_at: datetime | None = None
+    description: str = ""
+    links: list[Link] = []
+
+    @property
+    def number(self) -> str:
+        """The human reference, e.g. ``#5023``."""
+        return f"#{self.id}"
+
+
+class FieldChange(msgspec.Struct, frozen=True, array_like=True):
+    """Old and new value of one field in one event."""
+
+    old: Any
+    new: Any
+
+
+class TicketEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One recorded change: the ticket's history is the list of these."""
+
+    id: int
+    ticket_id: int
+    kind: str
+    actor: Actor
+    created_at: datetime
+    changes: dict[str, FieldChange] = {}
+    data: dict[str, Any] = {}
+
+
+class AgentSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """What a routing strategy may know of an agent."""
+
+    id: int
+    name: str
+    available: bool = True
+    capacity: int | None = None
+    last_assigned_at: datetime | None = None
+
+
+class TeamSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+    """A team and its members, as the router sees them."""
+
+    id: int
+    name: str
+    slug: str
+    agents: list[AgentSnapshot] = []
+
+
+class RoutingContext(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything a pure routing decision may use besides the ticket."""
+
+    now: datetime
+    teams: dict[int, TeamSnapshot]
+    team_slugs: dict[str, int]
+
+
+class RouteDecision(msgspec.Struct, frozen=True, kw_only=True):
+    """A routing strategy's answer: a team, an agent, or both, with the reason for history."""
+
+    reason: str
+    team_id: int | None = None
+    assignee_id: int | None = None
+    final: bool = False  # stop the chain even without an assignee
+
+
+class Classification(msgspec.Struct, frozen=True, kw_only=True):
+    """A triage plugin's suggestion; None fields leave the ticket as it is."""
+
+    reason: str
+    category: str | None = None
+    priority: Priority | None = None
+    tags: list[str] = []
+
+
+class SlaTargets(msgspec.Struct, frozen=True, kw_only=True):
+    """Due times computed by an SLA policy."""
+
+    policy: str
+    first_response_due: datetime | None = None
+    next_response_due: datetime | None = None
+    resolution_due: datetime | None = None
+
+
+class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """A message arriving on any channel, normalised by the channel plugin."""
+
+    channel: str
+    sender_email: str | None
+    sender_name: str = ""
+    subject: str = ""
+    body_text: str = ""
+    body_html: str | None = None
+    message_id: str | None = None
+    in_reply_to: list[str] = []
+    headers: dict[str, str] = {}
+
+
+class Screening(msgspec.Struct, frozen=True, kw_only=True):
+    """A screening verdict on an inbound message."""
+
+    verdict: Literal["accept", "reject", "record_only"]
+    reason: str
+
+
+class Notification(msgspec.Struct, frozen=True, kw_only=True):
+    """Something to tell someone: built by the core or a plugin, delivered by notifiers."""
+
+    kind: str
+    ticket_id: int | None
+    recipients: list[str]
+    subject: str
+    body: str
+    idempotency_key: str
+    data: dict[str, Any] = {}
+
+
+class KbHit(msgspec.Struct, frozen=True, kw_only=True):
+    """One knowledge-base search result from one source."""
+
+    source: str
+    title: str
+    url: str
+    snippet: str = ""
+    score: float = 0.0
+
+
+class Principal(msgspec.Struct, frozen=True, kw_only=True):
+    """An authenticated caller: a user with a role (customers are linked to a contact)."""
+
+    id: int
+    name: str
+    email: str
+    role: Role
+    contact_id: int | None = None
+
+    @property
+    def actor(self) -> Actor:
+        """The same person as recorded in history."""
+        return Actor(kind="user", id=self.id, name=self.name, role=self.role)
+
+    @property
+    def is_staff(self) -> bool:
+        """Admins and agents."""
+        return self.role.is_staff
+
+    @classmethod
+    def system(cls) -> Principal:
+        """The helpdesk itself (CLI, timers): a staff principal with no user row."""
+        return cls(id=0, name="system", email="", role=Role.ADMIN)

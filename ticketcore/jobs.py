@@ -1,0 +1,238 @@
+"""Durable jobs with leases: the outbox and every timer run from the ``job`` table.
+
+A job is written in the transaction of the change that causes it, so a crash can neither
+lose it nor run it for a change that was rolled back. Workers claim due jobs with one
+``UPDATE ... RETURNING`` statement (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so any number
+of worker processes share the table without running a job twice at the same time. A job
+whose worker died is claimed again once its lease expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from ticketcore.app import App
+
+log = logging.getLogger("ticketcore.jobs")
+
+
+class JobRecord(msgspec.Struct, kw_only=True):
+    """A claimed job. Handlers may update ``payload``; it is saved if they fail."""
+
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+
+JobHandler = Callable[["App", JobRecord], Awaitable[None]]
+
+
+class JobQueue:
+    """Enqueue jobs inside transactions; run a worker that claims and executes them."""
+
+    def __init__(self, app: App, handlers: dict[str, JobHandler], lease_seconds: float = 60,
+                 batch_size: int = 20) -> None:
+        self.app = app
+        self.handlers = handlers
+        self.lease = timedelta(seconds=lease_seconds)
+        self.batch_size = batch_size
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    async def enqueue(self, kind: str, payload: dict[str, Any], *,
+                      run_at: datetime | None = None, key: str | None = None) -> None:
+        """Add a job; with ``key``, a job with the same key already queued wins (idempotent).
+
+        Call inside the transaction of the change that causes the job.
+        """
+        if kind not in self.handlers:
+            raise ValueError(f"no handler registered for job kind {kind!r}")
+        now = self.app.clock.now()
+        await self.app.db.fetch(
+            "INSERT INTO job (kind, payload, idempotency_key, status, run_at, attempts, "
+            "max_attempts, created_at) VALUES ({}, {}, {}, 'pending', {}, 0, 8, {}) "
+            "ON CONFLICT (idempotency_key) DO NOTHING",
+            kind, msgspec.json.encode(payload).decode(), key, run_at or now, now,
+        )
+
+    def wake(self) -> None:
+        """Tell the local worker that new jobs are due (after a commit)."""
+        self._wake.set()
+
+    async def claim(self, limit: int | None = None) -> list[JobRecord]:
+        """Claim up to ``limit`` due jobs for this worker, with a lease."""
+        now = self.app.clock.now()
+        db = self.app.db
+        skip_locked = "" if db.is_sqlite else " FOR UPDATE SKIP LOCKED"
+        sql = (
+            "UPDATE job SET status = 'running', locked_by = {}, locked_until = {}, "
+            "attempts = attempts + 1 WHERE id IN (SELECT id FROM job WHERE "
+            "(status = 'pending' AND run_at <= {}) OR (status = 'running' AND locked_until < {})"
+            " ORDER BY run_at LIMIT {}" + skip_locked + ") "
+            "RETURNING id, kind, payload, attempts, max_attempts"
+        )
+        args = (self.worker_id, now + self.lease, now, now, limit or self.batch_size)
+        async with db.transaction():  # on SQLite the claim must go through the one writer
+            rows = await db.fetch(sql, *args)
+        return [JobRecord(id=r["id"], kind=r["kind"], payload=_load(r["payload"]),
+                          attempts=r["attempts"], max_attempts=r["max_attempts"]) for r in rows]
+
+    async def _finish(self, job: JobRecord, error: BaseException | None) -> None:
+        now = self.app.clock.now()
+        payload = msgspec.json.encode(job.payload).decode()
+        async with self.app.db.transaction():
+            if error is None:
+                await self.app.db.fetch(
+                    "UPDATE job SET status = 'done', finished_at = {}, locked_until = NULL, "
+                    "payload = {}, last_error = NULL WHERE id = {} AND locked_by = {}",
+                    now, payload, job.id, self.worker_id)
+                return
+            text = "".join(traceback.format_exception_only(type(error), error)).strip()
+            if job.attempts >= job.max_attempts:
+                await self.app.db.fetch(
+                    "UPDATE job SET status = 'dead', finished_at = {}, locked_until = NULL, "
+                    "payload = {}, last_error = {} WHERE id = {} AND locked_by = {}",
+                    now, payload, text, job.id, self.worker_id)
+                log.error("job %s (%s) gave up after %s attempts: %s", job.id, job.kind,
+                          job.attempts, text)
+                return
+            backoff = timedelta(seconds=min(2 ** job.attempts, 3600))
+            await self.app.db.fetch(
+                "UPDATE job SET status = 'pending', run_at = {}, locked_until = NULL, "
+                "locked_by = NULL, payload = {}, last_error = {} WHERE id = {} AND locked_by = {}",
+                now + backoff, payload, text, job.id, self.worker_id)
+
+    async def run_job(self, job: JobRecord) -> bool:
+        """Run one claimed job and record the outcome; True if it succeeded."""
+        handler = self.handlers.get(job.kind)
+        error: BaseException | None = None
+        if handler is None:
+            error = LookupError(f"no handler for job kind {job.kind!r} (plugin disabled?)")
+        else:
+            try:
+                await handler(self.app, job)
+            except Exception as exc:
+                log.warning("job %s (%s) failed: %s", job.id, job.kind, exc)
+                error = exc
+        await self._finish(job, error)
+        return error is None
+
+    async def run_due(self, limit: int | None = None) -> int:
+        """Claim and run the jobs due now, one batch; return how many ran. For tests and CLI."""
+        jobs = await self.claim(limit)
+        for job in jobs:
+            await self.run_job(job)
+        return len(jobs)
+
+    async def drain(self, max_rounds: int = 100) -> int:
+        """Run due jobs until none are left (or ``max_rounds`` batches); return the count."""
+        total = 0
+        for _ in range(max_rounds):
+            ran = await self.run_due()
+            if not ran:
+                break
+            total += ran
+        return total
+
+    async def work(self, poll_interval: float = 1.0) -> None:
+        """Run forever: claim and execute due jobs, sleeping until woken or polled."""
+        while not self._stopping:
+            try:
+                ran = await self.run_due()
+            except Exception:
+                log.exception("worker loop error; retrying")
+                ran = 0
+            if ran:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=poll_interval)
+            except TimeoutError:
+                pass
+
+    def start_worker(self, poll_interval: float = 1.0) -> None:
+        """Run the worker as a background task of the current event loop."""
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.create_task(self.work(poll_interval), name="ticketcore-worker")
+
+    async def stop_worker(self) -> None:
+        """Stop the background worker after the job it is running."""
+        if self._task is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        task, self._task = self._task, None
+        try:
+            await asyncio.wait_for(task, timeout=30)
+        except TimeoutError:
+            task.cancel()
+
+    async def counts(self) -> dict[str, int]:
+        """How many jobs are in each status."""
+        rows = await self.app.db.fetch("SELECT status, COUNT(*) AS n FROM job GROUP BY status")
+        return {r["status"]: r["n"] for r in rows}
+
+
+def _load(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    return msgspec.json.decode(value) if value else {}
+
+
+async def _deliver_hook(app: App, job: JobRecord, hook: str, kwargs: dict[str, Any]) -> None:
+    """Call every implementation of an isolated hook not yet done for this job.
+
+    The names of plugins that succeeded are kept in the payload, so a retry calls only
+    the ones that failed: one failing notifier never repeats or blocks the others.
+    """
+    done = set(job.payload.get("done", []))
+    todo = set(app.hooks.implementers(hook)) - done
+    if not todo:
+        return
+    outcomes = await app.hooks.broadcast(hook, only=todo, **kwargs)
+    done.update(o.plugin for o in outcomes if o.ok)
+    job.payload["done"] = sorted(done)
+    failed = [f"{o.plugin}: {o.error}" for o in outcomes if not o.ok]
+    if failed:
+        raise RuntimeError("; ".join(failed))
+
+
+async def _dispatch_event(app: App, job: JobRecord) -> None:
+    event = await app.tickets.event(job.payload["event_id"])
+    ticket = await app.tickets.snapshot(event.ticket_id)
+    await _deliver_hook(app, job, "ticket_event", {"event": event, "ticket": ticket})
+
+
+async def _notify(app: App, job: JobRecord) -> None:
+    from ticketcore.domain.models import Notification
+
+    notification = msgspec.convert(job.payload["notification"], Notification)
+    await _deliver_hook(app, job, "notify", {"notification": notification})
+
+
+async def _deliver_reply(app: App, job: JobRecord) -> None:
+    entry = await app.tickets.entry(job.payload["entry_id"])
+    ticket = await app.tickets.snapshot(entry.ticket_id)
+    sent = await app.hooks.first_result("deliver_reply", ticket=ticket, reply=entry,
+                                        channel=ticket.channel)
+    job.payload["delivered_by_channel"] = bool(sent)
+
+
+def core_job_handlers() -> dict[str, JobHandler]:
+    """The job kinds the core itself needs: the outbox of hooks after commit."""
+    return {"ticket_event": _dispatch_event, "notify": _notify, "deliver_reply": _deliver_reply}

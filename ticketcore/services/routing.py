@@ -1,0 +1,97 @@
+"""Routing: build the snapshot the strategies decide on, run the chain, apply the result."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from ticketcore.domain.models import AgentSnapshot, RoutingContext, TeamSnapshot, Ticket
+from ticketcore.services.history import EventDraft
+
+if TYPE_CHECKING:
+    from ticketcore.app import App
+
+_ROUTING_LOCK_KEY = 7_277_002
+
+
+async def load_routing_context(app: App, now: datetime) -> RoutingContext:
+    """Teams and their active agents, with round-robin state; call inside the transaction.
+
+    On PostgreSQL a transaction-scoped advisory lock serialises routing between processes,
+    so two workers never both pick the same "least recently assigned" agent.
+    """
+    db = app.db
+    if not db.is_sqlite:
+        await db.fetch("SELECT pg_advisory_xact_lock({})", _ROUTING_LOCK_KEY)
+    teams = await db.fetch("SELECT id, name, slug FROM team ORDER BY id")
+    members = await db.fetch(
+        'SELECT tm.team, u.id, u.name, u.available, u.capacity, tm.last_assigned_at '
+        'FROM team_member tm JOIN app_user u ON u.id = tm."user" '
+        "WHERE u.active = {} AND u.role IN ('agent', 'admin') ORDER BY u.id", True)
+    agents: dict[int, list[AgentSnapshot]] = {}
+    for m in members:
+        agents.setdefault(m["team"], []).append(AgentSnapshot(
+            id=m["id"], name=m["name"], available=bool(m["available"]),
+            capacity=m["capacity"], last_assigned_at=m["last_assigned_at"]))
+    snapshots = {t["id"]: TeamSnapshot(id=t["id"], name=t["name"], slug=t["slug"],
+                                       agents=agents.get(t["id"], [])) for t in teams}
+    return RoutingContext(now=now, teams=snapshots,
+                          team_slugs={t.slug: t.id for t in snapshots.values()})
+
+
+def run_routing_chain(app: App, ticket: Ticket, context: RoutingContext,
+                      ) -> tuple[Ticket, list[EventDraft]]:
+    """Walk the routing strategies in config order; return the routed ticket and one
+    history event per decision, each with the plugin's reason.
+
+    A decision naming an unknown team, or an agent outside the team, is not applied: it is
+    recorded as ``routing_rejected`` so a misconfigured strategy never loses a ticket.
+    """
+    events: list[EventDraft] = []
+    current = ticket
+    for plugin, route in app.hooks.callers("route_ticket"):
+        decision = route(ticket=current, context=context)
+        if decision is None:
+            continue
+        team_id = decision.team_id if decision.team_id is not None else current.team_id
+        problem = _check_decision(context, team_id, decision.assignee_id)
+        if problem:
+            events.append(EventDraft(kind="routing_rejected",
+                                     data={"plugin": plugin, "reason": decision.reason,
+                                           "problem": problem}))
+            continue
+        changes: dict[str, tuple[object, object]] = {}
+        if team_id != current.team_id:
+            changes["team_id"] = (current.team_id, team_id)
+        if decision.assignee_id is not None and decision.assignee_id != current.assignee_id:
+            changes["assignee_id"] = (current.assignee_id, decision.assignee_id)
+        current = msgspec.structs.replace(
+            current, team_id=team_id,
+            assignee_id=decision.assignee_id if decision.assignee_id is not None
+            else current.assignee_id)
+        events.append(EventDraft(kind="routed", changes=changes,
+                                 data={"plugin": plugin, "reason": decision.reason}))
+        if decision.assignee_id is not None or decision.final:
+            break
+    return current, events
+
+
+def _check_decision(context: RoutingContext, team_id: int | None,
+                    assignee_id: int | None) -> str | None:
+    if team_id is not None and team_id not in context.teams:
+        return f"team {team_id} does not exist"
+    if assignee_id is not None:
+        if team_id is None:
+            return "an assignee needs a team"
+        if all(agent.id != assignee_id for agent in context.teams[team_id].agents):
+            return f"agent {assignee_id} is not an active member of team {team_id}"
+    return None
+
+
+async def record_assignment(app: App, team_id: int, user_id: int, now: datetime) -> None:
+    """Keep round-robin state in the database, so it survives restarts."""
+    await app.db.fetch(
+        'UPDATE team_member SET last_assigned_at = {}, assigned_count = assigned_count + 1 '
+        'WHERE team = {} AND "user" = {}', now, team_id, user_id)
