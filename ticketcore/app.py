@@ -15,7 +15,7 @@ from ticketcore.db.migrations import migrate
 from ticketcore.db.tables import CORE_TABLES
 from ticketcore.errors import ConfigError
 from ticketcore.hooks import Hooks
-from ticketcore.jobs import JobQueue, JobHandler, core_job_handlers
+from ticketcore.jobs import JobHandler, JobQueue, core_job_handlers
 from ticketcore.plugin_manager import LoadedPlugin, build_plugin_manager
 
 log = logging.getLogger("ticketcore")

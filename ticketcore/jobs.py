@@ -10,6 +10,7 @@ whose worker died is claimed again once its lease expires.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -159,10 +160,8 @@ class JobQueue:
             if ran:
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll_interval)
-            except TimeoutError:
-                pass
 
     def start_worker(self, poll_interval: float = 1.0) -> None:
         """Run the worker as a background task of the current event loop."""

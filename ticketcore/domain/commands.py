@@ -60,9 +60,9 @@ class TicketPatch(_Command, kw_only=True):
     version: int | None = None
     subject: str | msgspec.UnsetType = msgspec.UNSET
     priority: Priority | msgspec.UnsetType = msgspec.UNSET
-    category: str | None | msgspec.UnsetType = msgspec.UNSET
-    team_id: int | None | msgspec.UnsetType = msgspec.UNSET
-    assignee_id: int | None | msgspec.UnsetType = msgspec.UNSET
+    category: str | msgspec.UnsetType | None = msgspec.UNSET
+    team_id: int | msgspec.UnsetType | None = msgspec.UNSET
+    assignee_id: int | msgspec.UnsetType | None = msgspec.UNSET
     tags: list[str] | msgspec.UnsetType = msgspec.UNSET
     custom_fields: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
 

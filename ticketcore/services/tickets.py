@@ -494,8 +494,9 @@ class TicketService:
                 if row["first_response_at"] is None:
                     await self.db.fetch("UPDATE ticket SET first_response_at = {} WHERE id = {}",
                                         now, ticket_id)
-                    events.append(EventDraft(kind="first_response",
-                                             changes={"first_response_at": (None, now.isoformat())}))
+                    events.append(EventDraft(
+                        kind="first_response",
+                        changes={"first_response_at": (None, now.isoformat())}))
                 if status is Status.NEW:
                     events.append(await self._apply_status(ticket_id, row, Status.OPEN, "open",
                                                            now, {"cause": "agent reply"}))

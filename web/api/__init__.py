@@ -1,0 +1,1 @@
+"""REST API controllers under /api/v1."""

@@ -1,0 +1,55 @@
+"""``create_app``: the Litestar application of one helpdesk. No module-level app object."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+
+from ticketcore import __version__
+from ticketcore.app import App
+from ticketcore.web.api.system import SystemController, healthz
+from ticketcore.web.api.tickets import TicketController
+from ticketcore.web.auth import provide_helpdesk, provide_principal
+from ticketcore.web.errors import EXCEPTION_HANDLERS
+
+
+def create_app(helpdesk: App, *, run_worker: bool | None = None,
+               run_migrations: bool = True) -> Litestar:
+    """Build the web application around a helpdesk.
+
+    The helpdesk starts with the server (migrations, plugin ``startup`` hooks) and, unless
+    ``run_worker`` is False (default: the ``server.embedded_worker`` setting), runs one
+    embedded job worker so a single process is a complete helpdesk.
+    """
+    embedded = helpdesk.settings.server.embedded_worker if run_worker is None else run_worker
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await helpdesk.start(run_migrations=run_migrations)
+        if embedded:
+            helpdesk.jobs.start_worker()
+        try:
+            yield
+        finally:
+            await helpdesk.stop()
+
+    plugin_routes: list[Any] = [
+        route for _, routes in helpdesk.hooks.collect("register_routes") for route in routes or []
+    ]
+    app = Litestar(
+        route_handlers=[healthz, TicketController, SystemController, *plugin_routes],
+        dependencies={"helpdesk": Provide(provide_helpdesk),
+                      "principal": Provide(provide_principal)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(title="TicketCore API", version=__version__,
+                                     path="/schema"),
+        debug=False,
+    )
+    app.state.helpdesk = helpdesk
+    return app
