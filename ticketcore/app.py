@@ -24,8 +24,13 @@ log = logging.getLogger("ticketcore")
 class App:
     """One helpdesk: build with :func:`create_helpdesk`, then ``await start()``."""
 
-    def __init__(self, settings: Settings, pm: pluggy.PluginManager,
-                 plugins: list[LoadedPlugin], clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        pm: pluggy.PluginManager,
+        plugins: list[LoadedPlugin],
+        clock: Clock | None = None,
+    ) -> None:
         from ticketcore.services.auth import AuthService
         from ticketcore.services.directory import DirectoryService
         from ticketcore.services.tickets import TicketService
@@ -36,8 +41,9 @@ class App:
         self.plugins = plugins
         self.clock = clock or Clock()
         self.db = Database(settings.database.url, pool_size=settings.database.pool_size)
-        self.plugin_tables = [t for _, tables in self.hooks.collect("register_tables")
-                              for t in (tables or [])]
+        self.plugin_tables = [
+            t for _, tables in self.hooks.collect("register_tables") for t in (tables or [])
+        ]
         self.db.bind([*CORE_TABLES, *self.plugin_tables])
         self.jobs = JobQueue(self, self._job_handlers())
         self.tickets = TicketService(self)
@@ -89,8 +95,9 @@ class App:
         await self.stop()
 
 
-def create_helpdesk(settings: Settings, *, clock: Clock | None = None,
-                    extra_plugins: Sequence[tuple[str, Any]] = ()) -> App:
+def create_helpdesk(
+    settings: Settings, *, clock: Clock | None = None, extra_plugins: Sequence[tuple[str, Any]] = ()
+) -> App:
     """Build an application: load and validate plugins (raising one report of every
     problem), bind the database. Nothing is connected until ``start()``."""
     pm, plugins = build_plugin_manager(settings, extra_plugins)

@@ -26,10 +26,14 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "demo", False) and not args.config:
         from ticketcore.demo import DEMO_PLUGIN_SETTINGS, DEMO_PLUGINS
 
-        return settings_from_mapping({"database": {"url": DEMO_DATABASE},
-                                      "plugins": DEMO_PLUGINS,
-                                      "plugin": DEMO_PLUGIN_SETTINGS,
-                                      "storage_dir": "ticketcore-demo-files"})
+        return settings_from_mapping(
+            {
+                "database": {"url": DEMO_DATABASE},
+                "plugins": DEMO_PLUGINS,
+                "plugin": DEMO_PLUGIN_SETTINGS,
+                "storage_dir": "ticketcore-demo-files",
+            }
+        )
     return load_settings(args.config)
 
 
@@ -65,11 +69,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             logins = await seed_demo(app)
             _print_demo(base, settings, logins)
         web = create_app(app, run_worker=False if args.no_worker else None)
-        config = uvicorn.Config(web, host=host, port=port, log_level=args.log_level,
-                                access_log=args.access_log, lifespan="on")
+        config = uvicorn.Config(
+            web,
+            host=host,
+            port=port,
+            log_level=args.log_level,
+            access_log=args.access_log,
+            lifespan="on",
+        )
         server = uvicorn.Server(config)
-        print(f"TicketCore serving {base}  (API {base}/api/v1, health {base}/healthz)",
-              flush=True)
+        print(f"TicketCore serving {base}  (API {base}/api/v1, health {base}/healthz)", flush=True)
         await server.serve()
         return 0
 
@@ -78,7 +87,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def _print_demo(base: str, settings: Settings, logins: Any) -> None:
     state = "seeded with demo data" if logins.seeded else "demo data already present"
-    print(f"""
+    print(
+        f"""
 TicketCore demo ({state}; database {settings.database.url})
   API docs (try requests there):  {base}/schema/swagger
   Health:                         {base}/healthz
@@ -88,7 +98,9 @@ TicketCore demo ({state}; database {settings.database.url})
   Customer: {logins.customer_email} / {logins.customer_password}
             API token: {logins.customer_token}
   Try:      curl -H 'Authorization: Bearer {logins.admin_token}' {base}/api/v1/tickets
-""", flush=True)
+""",
+        flush=True,
+    )
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -135,13 +147,19 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
     rows = []
     for inst in installed_plugins():
         plugin = by_key.get((inst.kind, inst.name))
-        rows.append({
-            "kind": inst.kind, "name": inst.name, "enabled": (inst.kind, inst.name) in enabled,
-            "distribution": inst.distribution, "version": inst.version, "target": inst.target,
-            "description": plugin.description if plugin else None,
-            "hooks": plugin.hooks if plugin else None,
-            "config": plugin.raw_config if plugin else None,
-        })
+        rows.append(
+            {
+                "kind": inst.kind,
+                "name": inst.name,
+                "enabled": (inst.kind, inst.name) in enabled,
+                "distribution": inst.distribution,
+                "version": inst.version,
+                "target": inst.target,
+                "description": plugin.description if plugin else None,
+                "hooks": plugin.hooks if plugin else None,
+                "config": plugin.raw_config if plugin else None,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
@@ -153,8 +171,14 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
         table.add_column(column)
     for row in rows:
         hooks = ", ".join(row["hooks"]) if row["hooks"] is not None else "(not loaded)"
-        table.add_row(row["kind"], row["name"], "yes" if row["enabled"] else "no",
-                      row["version"], row["distribution"], hooks)
+        table.add_row(
+            row["kind"],
+            row["name"],
+            "yes" if row["enabled"] else "no",
+            row["version"],
+            row["distribution"],
+            hooks,
+        )
     Console(width=140).print(table)
     return 0
 
@@ -163,9 +187,10 @@ def cmd_plugins_check(args: argparse.Namespace) -> int:
     """Load and validate every enabled plugin; exit non-zero with every problem listed."""
     settings = _settings(args)
     _, loaded = build_plugin_manager(settings)
-    print(f"ok: {len(loaded)} plugin(s) enabled and valid"
-          + "".join(f"\n  {p.qualified_name} {p.version} ({', '.join(p.hooks)})"
-                    for p in loaded))
+    print(
+        f"ok: {len(loaded)} plugin(s) enabled and valid"
+        + "".join(f"\n  {p.qualified_name} {p.version} ({', '.join(p.hooks)})" for p in loaded)
+    )
     return 0
 
 
@@ -178,9 +203,15 @@ def cmd_users_add(args: argparse.Namespace) -> int:
         missing = [slug for slug in args.team if slug not in teams]
         if missing:
             raise ConfigError([f"--team {slug}: no such team" for slug in missing])
-        user = await app.auth.create_user(NewUser(
-            email=args.email, name=args.name, role=Role(args.role), password=args.password,
-            team_ids=[teams[slug] for slug in args.team]))
+        user = await app.auth.create_user(
+            NewUser(
+                email=args.email,
+                name=args.name,
+                role=Role(args.role),
+                password=args.password,
+                team_ids=[teams[slug] for slug in args.team],
+            )
+        )
         print(json.dumps(msgspec.to_builtins(user)))
         return 0
 
@@ -204,27 +235,33 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``ticketcore`` command."""
-    parser = argparse.ArgumentParser(prog="ticketcore",
-                                     description="TicketCore helpdesk framework")
+    parser = argparse.ArgumentParser(prog="ticketcore", description="TicketCore helpdesk framework")
     parser.add_argument("--verbose", "-v", action="store_true", help="log debug output")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def command(name: str, func: Callable[[argparse.Namespace], int], help_text: str,
-                parent: Any = sub) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = parent.add_parser(name, help=help_text,
-                                                       description=help_text)
-        p.add_argument("--config", "-c", help="settings file (TOML); default: built-in "
-                       "defaults and TICKETCORE_DATABASE_URL")
+    def command(
+        name: str, func: Callable[[argparse.Namespace], int], help_text: str, parent: Any = sub
+    ) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = parent.add_parser(name, help=help_text, description=help_text)
+        p.add_argument(
+            "--config",
+            "-c",
+            help="settings file (TOML); default: built-in defaults and TICKETCORE_DATABASE_URL",
+        )
         p.set_defaults(func=func)
         return p
 
     serve = command("serve", cmd_serve, "serve the helpdesk over HTTP (migrates first)")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--demo", action="store_true",
-                       help="seed demo data (SQLite file ticketcore-demo.db unless --config)")
-    serve.add_argument("--no-worker", action="store_true",
-                       help="do not run the embedded job worker")
+    serve.add_argument(
+        "--demo",
+        action="store_true",
+        help="seed demo data (SQLite file ticketcore-demo.db unless --config)",
+    )
+    serve.add_argument(
+        "--no-worker", action="store_true", help="do not run the embedded job worker"
+    )
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action="store_true")
 
@@ -260,8 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args))
     except ConfigError as exc:

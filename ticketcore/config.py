@@ -97,8 +97,9 @@ class Settings(_Strict):
         return self.database.url.startswith("sqlite")
 
 
-def _resolve_env(value: Any, path: str, env: Mapping[str, str], secrets: list[str],
-                 problems: list[str]) -> Any:
+def _resolve_env(
+    value: Any, path: str, env: Mapping[str, str], secrets: list[str], problems: list[str]
+) -> Any:
     """Replace ``{env = "NAME"}`` tables by the environment value, recording secret paths."""
     if isinstance(value, dict):
         if set(value) == {"env"}:
@@ -108,16 +109,20 @@ def _resolve_env(value: Any, path: str, env: Mapping[str, str], secrets: list[st
                 problems.append(f"{path}: environment variable {name} is not set")
                 return ""
             return env[name]
-        return {k: _resolve_env(v, f"{path}.{k}" if path else k, env, secrets, problems)
-                for k, v in value.items()}
+        return {
+            k: _resolve_env(v, f"{path}.{k}" if path else k, env, secrets, problems)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_resolve_env(v, f"{path}[{i}]", env, secrets, problems)
-                for i, v in enumerate(value)]
+        return [
+            _resolve_env(v, f"{path}[{i}]", env, secrets, problems) for i, v in enumerate(value)
+        ]
     return value
 
 
-def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None = None,
-                          source: str = "settings") -> Settings:
+def settings_from_mapping(
+    data: Mapping[str, Any], env: Mapping[str, str] | None = None, source: str = "settings"
+) -> Settings:
     """Validate a parsed configuration; raise ConfigError naming each problem and where."""
     env = os.environ if env is None else env
     problems: list[str] = []
@@ -134,8 +139,10 @@ def settings_from_mapping(data: Mapping[str, Any], env: Mapping[str, str] | None
         raise ConfigError([f"{source}: {exc}"]) from exc
 
 
-def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None,
-                  ) -> Settings:
+def load_settings(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
     """Read settings from a TOML file (or defaults when ``path`` is None) and the environment."""
     if path is None:
         return settings_from_mapping({}, env)
@@ -158,9 +165,14 @@ def is_secret_key(key: str) -> bool:
 def redact(value: Any, path: str, secret_paths: set[str]) -> Any:
     """A copy of ``value`` with secrets replaced by a fixed mask, for display."""
     if isinstance(value, dict):
-        return {k: (REDACTED if is_secret_key(k) and not isinstance(v, dict)
-                    else redact(v, f"{path}.{k}", secret_paths))
-                for k, v in value.items()}
+        return {
+            k: (
+                REDACTED
+                if is_secret_key(k) and not isinstance(v, dict)
+                else redact(v, f"{path}.{k}", secret_paths)
+            )
+            for k, v in value.items()
+        }
     if path in secret_paths:
         return REDACTED
     return value

@@ -15,12 +15,26 @@ from ticketcore.domain.models import Principal
 DEMO_PLUGINS: dict[str, Any] = {"routing": ["rules", "round_robin"]}
 DEMO_PLUGIN_SETTINGS: dict[str, Any] = {
     "routing": {
-        "rules": {"rules": [
-            {"name": "payments", "team": "billing",
-             "keywords": ["payment failed", "invoice", "refund", "carte bancaire", "facture"]},
-            {"name": "outages", "team": "it-ops",
-             "keywords": ["server down", "outage", "panne"]},
-        ]},
+        "rules": {
+            "rules": [
+                {
+                    "name": "payments",
+                    "team": "billing",
+                    "keywords": [
+                        "payment failed",
+                        "invoice",
+                        "refund",
+                        "carte bancaire",
+                        "facture",
+                    ],
+                },
+                {
+                    "name": "outages",
+                    "team": "it-ops",
+                    "keywords": ["server down", "outage", "panne"],
+                },
+            ]
+        },
         "round_robin": {"default_team": "support"},
     }
 }
@@ -33,16 +47,36 @@ _AGENTS = [
     ("dana@demo.ticketcore.test", "Dana Okafor", ["it-ops"]),
 ]
 _TICKETS = [
-    ("My payment failed twice", "The card payment for invoice 2291 failed twice today.",
-     "marie@client.test", Priority.HIGH),
-    ("Server down in the Lyon office", "Since 9:10 nobody can reach the file server.",
-     "ops@client.test", Priority.CRITICAL),
-    ("How do I export my data?", "I would like a CSV of all my orders.",
-     "jon@client.test", Priority.NORMAL),
-    ("Mot de passe oublié", "Je n'arrive plus à me connecter à mon compte.",
-     "lea@client.test", Priority.NORMAL),
-    ("Refund for a duplicate order", "Order 5531 was charged twice.",
-     "marie@client.test", Priority.NORMAL),
+    (
+        "My payment failed twice",
+        "The card payment for invoice 2291 failed twice today.",
+        "marie@client.test",
+        Priority.HIGH,
+    ),
+    (
+        "Server down in the Lyon office",
+        "Since 9:10 nobody can reach the file server.",
+        "ops@client.test",
+        Priority.CRITICAL,
+    ),
+    (
+        "How do I export my data?",
+        "I would like a CSV of all my orders.",
+        "jon@client.test",
+        Priority.NORMAL,
+    ),
+    (
+        "Mot de passe oublié",
+        "Je n'arrive plus à me connecter à mon compte.",
+        "lea@client.test",
+        Priority.NORMAL,
+    ),
+    (
+        "Refund for a duplicate order",
+        "Order 5531 was charged twice.",
+        "marie@client.test",
+        Priority.NORMAL,
+    ),
 ]
 
 ADMIN_EMAIL = "admin@demo.ticketcore.test"
@@ -72,29 +106,62 @@ async def seed_demo(app: App) -> DemoLogins:
     seeded = not has_users
     if seeded:
         team_ids = {slug: await app.directory.create_team(name, slug) for name, slug in _TEAMS}
-        await app.auth.create_user(NewUser(email=ADMIN_EMAIL, name="Demo Admin",
-                                           role=Role.ADMIN, password=ADMIN_PASSWORD))
+        await app.auth.create_user(
+            NewUser(email=ADMIN_EMAIL, name="Demo Admin", role=Role.ADMIN, password=ADMIN_PASSWORD)
+        )
         for email, name, teams in _AGENTS:
-            await app.auth.create_user(NewUser(email=email, name=name, role=Role.AGENT,
-                                               password=AGENT_PASSWORD,
-                                               team_ids=[team_ids[t] for t in teams]))
-        await app.auth.create_user(NewUser(email=CUSTOMER_EMAIL, name="Marie Dubois",
-                                           role=Role.CUSTOMER, password=CUSTOMER_PASSWORD))
+            await app.auth.create_user(
+                NewUser(
+                    email=email,
+                    name=name,
+                    role=Role.AGENT,
+                    password=AGENT_PASSWORD,
+                    team_ids=[team_ids[t] for t in teams],
+                )
+            )
+        await app.auth.create_user(
+            NewUser(
+                email=CUSTOMER_EMAIL,
+                name="Marie Dubois",
+                role=Role.CUSTOMER,
+                password=CUSTOMER_PASSWORD,
+            )
+        )
         system = Principal.system()
         for subject, body, email, priority in _TICKETS:
-            await app.tickets.create(system, NewTicket(
-                subject=subject, body=body, priority=priority, channel="email",
-                requester=RequesterInput(email=email)))
+            await app.tickets.create(
+                system,
+                NewTicket(
+                    subject=subject,
+                    body=body,
+                    priority=priority,
+                    channel="email",
+                    requester=RequesterInput(email=email),
+                ),
+            )
         alice = await app.auth.user_by_email(_AGENTS[0][0])
-        await app.tickets.add_entry(alice, 1, NewEntry(
-            body="Sorry about this: we are checking with the payment provider."), internal=False)
-        await app.tickets.add_entry(alice, 1, NewEntry(
-            body="Provider status page shows an incident since 08:00."), internal=True)
+        await app.tickets.add_entry(
+            alice,
+            1,
+            NewEntry(body="Sorry about this: we are checking with the payment provider."),
+            internal=False,
+        )
+        await app.tickets.add_entry(
+            alice,
+            1,
+            NewEntry(body="Provider status page shows an incident since 08:00."),
+            internal=True,
+        )
     admin = await app.auth.user_by_email(ADMIN_EMAIL)
     customer = await app.auth.user_by_email(CUSTOMER_EMAIL)
     return DemoLogins(
-        admin_email=ADMIN_EMAIL, admin_password=ADMIN_PASSWORD,
+        admin_email=ADMIN_EMAIL,
+        admin_password=ADMIN_PASSWORD,
         admin_token=await app.auth.create_token(admin.id, "demo"),
-        agent_email=_AGENTS[0][0], agent_password=AGENT_PASSWORD,
-        customer_email=CUSTOMER_EMAIL, customer_password=CUSTOMER_PASSWORD,
-        customer_token=await app.auth.create_token(customer.id, "demo"), seeded=seeded)
+        agent_email=_AGENTS[0][0],
+        agent_password=AGENT_PASSWORD,
+        customer_email=CUSTOMER_EMAIL,
+        customer_password=CUSTOMER_PASSWORD,
+        customer_token=await app.auth.create_token(customer.id, "demo"),
+        seeded=seeded,
+    )

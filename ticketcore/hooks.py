@@ -58,15 +58,17 @@ class Hooks:
 
         For chains where each step sees what the previous one decided.
         """
-        return [(impl.plugin_name, functools.partial(self._call_kw, impl))
-                for impl in self._impls(name)]
+        return [
+            (impl.plugin_name, functools.partial(self._call_kw, impl)) for impl in self._impls(name)
+        ]
 
     @classmethod
     def _call_kw(cls, impl: HookImpl, **kwargs: Any) -> Any:
         result = cls._call(impl, kwargs)
         if inspect.isawaitable(result):
-            raise TypeError(f"{impl.plugin_name}: hook {impl.function.__name__} must be "
-                            "synchronous")
+            raise TypeError(
+                f"{impl.plugin_name}: hook {impl.function.__name__} must be synchronous"
+            )
         return result
 
     def iter_results(self, name: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
@@ -92,8 +94,9 @@ class Hooks:
                 return result
         return None
 
-    async def broadcast(self, name: str, *, only: set[str] | None = None,
-                        **kwargs: Any) -> list[HookOutcome]:
+    async def broadcast(
+        self, name: str, *, only: set[str] | None = None, **kwargs: Any
+    ) -> list[HookOutcome]:
         """Call every implementation (or those named in ``only``); one failing never stops
         the others. Never call this inside a database transaction: implementations run
         concurrently and may use the database.
@@ -107,16 +110,18 @@ class Hooks:
                 result = self._call(impl, kwargs)
             except Exception as exc:  # isolated by contract
                 log.exception("hook %s failed in plugin %s", name, impl.plugin_name)
-                outcomes[impl.plugin_name] = HookOutcome(plugin=impl.plugin_name,
-                                                         error=_describe(exc))
+                outcomes[impl.plugin_name] = HookOutcome(
+                    plugin=impl.plugin_name, error=_describe(exc)
+                )
                 continue
             if inspect.isawaitable(result):
                 names.append(impl.plugin_name)
                 pending.append(result)
             else:
                 outcomes[impl.plugin_name] = HookOutcome(plugin=impl.plugin_name, result=result)
-        for plugin, result in zip(names, await asyncio.gather(*pending, return_exceptions=True),
-                                  strict=True):
+        for plugin, result in zip(
+            names, await asyncio.gather(*pending, return_exceptions=True), strict=True
+        ):
             if isinstance(result, BaseException):
                 if not isinstance(result, Exception):
                     raise result

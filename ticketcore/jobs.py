@@ -43,8 +43,13 @@ JobHandler = Callable[["App", JobRecord], Awaitable[None]]
 class JobQueue:
     """Enqueue jobs inside transactions; run a worker that claims and executes them."""
 
-    def __init__(self, app: App, handlers: dict[str, JobHandler], lease_seconds: float = 60,
-                 batch_size: int = 20) -> None:
+    def __init__(
+        self,
+        app: App,
+        handlers: dict[str, JobHandler],
+        lease_seconds: float = 60,
+        batch_size: int = 20,
+    ) -> None:
         self.app = app
         self.handlers = handlers
         self.lease = timedelta(seconds=lease_seconds)
@@ -54,8 +59,14 @@ class JobQueue:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
-    async def enqueue(self, kind: str, payload: dict[str, Any], *,
-                      run_at: datetime | None = None, key: str | None = None) -> None:
+    async def enqueue(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        run_at: datetime | None = None,
+        key: str | None = None,
+    ) -> None:
         """Add a job; with ``key``, a job with the same key already queued wins (idempotent).
 
         Call inside the transaction of the change that causes the job.
@@ -67,7 +78,11 @@ class JobQueue:
             "INSERT INTO job (kind, payload, idempotency_key, status, run_at, attempts, "
             "max_attempts, created_at) VALUES ({}, {}, {}, 'pending', {}, 0, 8, {}) "
             "ON CONFLICT (idempotency_key) DO NOTHING",
-            kind, msgspec.json.encode(payload).decode(), key, run_at or now, now,
+            kind,
+            msgspec.json.encode(payload).decode(),
+            key,
+            run_at or now,
+            now,
         )
 
     def wake(self) -> None:
@@ -89,8 +104,16 @@ class JobQueue:
         args = (self.worker_id, now + self.lease, now, now, limit or self.batch_size)
         async with db.transaction():  # on SQLite the claim must go through the one writer
             rows = await db.fetch(sql, *args)
-        return [JobRecord(id=r["id"], kind=r["kind"], payload=_load(r["payload"]),
-                          attempts=r["attempts"], max_attempts=r["max_attempts"]) for r in rows]
+        return [
+            JobRecord(
+                id=r["id"],
+                kind=r["kind"],
+                payload=_load(r["payload"]),
+                attempts=r["attempts"],
+                max_attempts=r["max_attempts"],
+            )
+            for r in rows
+        ]
 
     async def _finish(self, job: JobRecord, error: BaseException | None) -> None:
         now = self.app.clock.now()
@@ -100,22 +123,41 @@ class JobQueue:
                 await self.app.db.fetch(
                     "UPDATE job SET status = 'done', finished_at = {}, locked_until = NULL, "
                     "payload = {}, last_error = NULL WHERE id = {} AND locked_by = {}",
-                    now, payload, job.id, self.worker_id)
+                    now,
+                    payload,
+                    job.id,
+                    self.worker_id,
+                )
                 return
             text = "".join(traceback.format_exception_only(type(error), error)).strip()
             if job.attempts >= job.max_attempts:
                 await self.app.db.fetch(
                     "UPDATE job SET status = 'dead', finished_at = {}, locked_until = NULL, "
                     "payload = {}, last_error = {} WHERE id = {} AND locked_by = {}",
-                    now, payload, text, job.id, self.worker_id)
-                log.error("job %s (%s) gave up after %s attempts: %s", job.id, job.kind,
-                          job.attempts, text)
+                    now,
+                    payload,
+                    text,
+                    job.id,
+                    self.worker_id,
+                )
+                log.error(
+                    "job %s (%s) gave up after %s attempts: %s",
+                    job.id,
+                    job.kind,
+                    job.attempts,
+                    text,
+                )
                 return
-            backoff = timedelta(seconds=min(2 ** job.attempts, 3600))
+            backoff = timedelta(seconds=min(2**job.attempts, 3600))
             await self.app.db.fetch(
                 "UPDATE job SET status = 'pending', run_at = {}, locked_until = NULL, "
                 "locked_by = NULL, payload = {}, last_error = {} WHERE id = {} AND locked_by = {}",
-                now + backoff, payload, text, job.id, self.worker_id)
+                now + backoff,
+                payload,
+                text,
+                job.id,
+                self.worker_id,
+            )
 
     async def run_job(self, job: JobRecord) -> bool:
         """Run one claimed job and record the outcome; True if it succeeded."""
@@ -227,8 +269,9 @@ async def _notify(app: App, job: JobRecord) -> None:
 async def _deliver_reply(app: App, job: JobRecord) -> None:
     entry = await app.tickets.entry(job.payload["entry_id"])
     ticket = await app.tickets.snapshot(entry.ticket_id)
-    sent = await app.hooks.first_result("deliver_reply", ticket=ticket, reply=entry,
-                                        channel=ticket.channel)
+    sent = await app.hooks.first_result(
+        "deliver_reply", ticket=ticket, reply=entry, channel=ticket.channel
+    )
     job.payload["delivered_by_channel"] = bool(sent)
 
 

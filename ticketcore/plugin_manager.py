@@ -62,11 +62,15 @@ def installed_plugins() -> list[InstalledPlugin]:
     for kind, namespace in NAMESPACES.items():
         for ep in importlib.metadata.entry_points(group=namespace):
             dist = ep.dist
-            found.append(InstalledPlugin(
-                kind=kind, name=ep.name, target=ep.value,
-                distribution=dist.metadata["Name"] if dist else "?",
-                version=dist.version if dist else "?",
-            ))
+            found.append(
+                InstalledPlugin(
+                    kind=kind,
+                    name=ep.name,
+                    target=ep.value,
+                    distribution=dist.metadata["Name"] if dist else "?",
+                    version=dist.version if dist else "?",
+                )
+            )
     return sorted(found, key=lambda p: (p.kind, p.name, p.distribution))
 
 
@@ -92,8 +96,10 @@ def _plugin_config(obj: Any, raw: dict[str, Any], where: str, problems: list[str
     known = set(config_type.__struct_fields__)
     unknown = sorted(set(raw) - known)
     if unknown:
-        problems.append(f"{where}: unknown setting(s) {', '.join(unknown)}; "
-                        f"known: {', '.join(sorted(known)) or 'none'}")
+        problems.append(
+            f"{where}: unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known)) or 'none'}"
+        )
         return None
     try:
         return msgspec.convert(raw, config_type)
@@ -128,16 +134,21 @@ def build_plugin_manager(
             problems.append(f"plugins.{kind}: listed twice: {', '.join(duplicates)}")
 
         def on_failure(_mgr: Any, ep: Any, exc: Exception, kind: str = kind) -> None:
-            problems.append(f"{kind}.{ep.name}: failed to load {ep.value}: "
-                            f"{type(exc).__name__}: {exc}")
+            problems.append(
+                f"{kind}.{ep.name}: failed to load {ep.value}: {type(exc).__name__}: {exc}"
+            )
 
         def on_missing(missing: Any, kind: str = kind) -> None:
             for name in sorted(missing):
-                problems.append(f"{kind}.{name}: enabled in settings but not installed "
-                                f"(no entry point {name!r} in {NAMESPACES[kind]})")
+                problems.append(
+                    f"{kind}.{name}: enabled in settings but not installed "
+                    f"(no entry point {name!r} in {NAMESPACES[kind]})"
+                )
 
         manager: NamedExtensionManager[Any] = NamedExtensionManager(
-            namespace, names=list(dict.fromkeys(names)), name_order=True,
+            namespace,
+            names=list(dict.fromkeys(names)),
+            name_order=True,
             on_load_failure_callback=on_failure,
             on_missing_entrypoints_callback=on_missing,
         )
@@ -161,13 +172,19 @@ def build_plugin_manager(
                 problems.append(f"{kind}.{name}: create() failed: {type(exc).__name__}: {exc}")
                 continue
             dist = ext.entry_point.dist
-            loaded.append(LoadedPlugin(
-                kind=kind, name=name, module=ext.entry_point.value,
-                distribution=dist.metadata["Name"] if dist else "?",
-                version=dist.version if dist else "?",
-                description=_describe(ext.plugin), config=config,
-                raw_config=redact(raw, where, secret_paths), obj=obj,
-            ))
+            loaded.append(
+                LoadedPlugin(
+                    kind=kind,
+                    name=name,
+                    module=ext.entry_point.value,
+                    distribution=dist.metadata["Name"] if dist else "?",
+                    version=dist.version if dist else "?",
+                    description=_describe(ext.plugin),
+                    config=config,
+                    raw_config=redact(raw, where, secret_paths),
+                    obj=obj,
+                )
+            )
 
     pm = new_plugin_manager()
     # pluggy calls the last registered first: register in reverse so calls follow config.

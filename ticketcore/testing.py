@@ -28,8 +28,9 @@ from ticketcore.domain.commands import NewUser
 from ticketcore.domain.enums import Role
 from ticketcore.domain.models import Principal
 
-POSTGRES_URL = os.environ.get("TICKETCORE_TEST_POSTGRES",
-                              "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "TICKETCORE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
 ENGINES = ("sqlite", "postgres")
 
 
@@ -117,8 +118,10 @@ def settings_factory(db_url: str, tmp_path: Any) -> Callable[..., Settings]:
     """Build Settings for this test's database: ``settings_factory(plugins={...}, ...)``."""
 
     def make(**overrides: Any) -> Settings:
-        data: dict[str, Any] = {"database": {"url": db_url},
-                                "storage_dir": str(tmp_path / "attachments")}
+        data: dict[str, Any] = {
+            "database": {"url": db_url},
+            "storage_dir": str(tmp_path / "attachments"),
+        }
         data.update(overrides)
         return settings_from_mapping(data, env={})
 
@@ -127,7 +130,8 @@ def settings_factory(db_url: str, tmp_path: Any) -> Callable[..., Settings]:
 
 @pytest_asyncio.fixture
 async def helpdesk_factory(
-    settings_factory: Callable[..., Settings], clock: FrozenClock,
+    settings_factory: Callable[..., Settings],
+    clock: FrozenClock,
 ) -> AsyncIterator[Callable[..., Awaitable[App]]]:
     """Create started helpdesks: ``await helpdesk_factory(plugins={"routing": [...]})``.
 
@@ -137,8 +141,11 @@ async def helpdesk_factory(
     started: list[App] = []
 
     async def make(*, extra_plugins: Any = (), use_clock: bool = True, **overrides: Any) -> App:
-        app = create_helpdesk(settings_factory(**overrides),
-                              clock=clock if use_clock else None, extra_plugins=extra_plugins)
+        app = create_helpdesk(
+            settings_factory(**overrides),
+            clock=clock if use_clock else None,
+            extra_plugins=extra_plugins,
+        )
         await app.start()
         started.append(app)
         return app
@@ -175,16 +182,28 @@ async def seed_helpdesk(app: App) -> Seed:
     """A team (``support``), an admin, two agents in the team, two customers, a token each."""
     team_id = await app.directory.create_team("Support", "support")
     people = {
-        "admin": NewUser(email="admin@example.org", name="Ada Admin", role=Role.ADMIN,
-                         password="admin-password"),
-        "agent": NewUser(email="agent@example.org", name="Alex Agent", role=Role.AGENT,
-                         password="agent-password", team_ids=[team_id]),
-        "agent2": NewUser(email="agent2@example.org", name="Sam Second", role=Role.AGENT,
-                          team_ids=[team_id]),
-        "customer": NewUser(email="carol@customer.test", name="Carol Customer",
-                            role=Role.CUSTOMER, password="carol-password"),
-        "other_customer": NewUser(email="dave@customer.test", name="Dave Other",
-                                  role=Role.CUSTOMER),
+        "admin": NewUser(
+            email="admin@example.org", name="Ada Admin", role=Role.ADMIN, password="admin-password"
+        ),
+        "agent": NewUser(
+            email="agent@example.org",
+            name="Alex Agent",
+            role=Role.AGENT,
+            password="agent-password",
+            team_ids=[team_id],
+        ),
+        "agent2": NewUser(
+            email="agent2@example.org", name="Sam Second", role=Role.AGENT, team_ids=[team_id]
+        ),
+        "customer": NewUser(
+            email="carol@customer.test",
+            name="Carol Customer",
+            role=Role.CUSTOMER,
+            password="carol-password",
+        ),
+        "other_customer": NewUser(
+            email="dave@customer.test", name="Dave Other", role=Role.CUSTOMER
+        ),
     }
     made = {key: await app.auth.create_user(cmd) for key, cmd in people.items()}
     tokens = {key: await app.auth.create_token(p.id, f"test {key}") for key, p in made.items()}
@@ -202,8 +221,9 @@ def api_client(app: App) -> httpx.AsyncClient:
     from ticketcore.web import create_app
 
     web = create_app(app, run_worker=False)
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=web),
-                             base_url="http://ticketcore.test")
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=web), base_url="http://ticketcore.test"
+    )
 
 
 @pytest_asyncio.fixture

@@ -18,8 +18,9 @@ from ticketcore.web.auth import provide_helpdesk, provide_principal
 from ticketcore.web.errors import EXCEPTION_HANDLERS
 
 
-def create_app(helpdesk: App, *, run_worker: bool | None = None,
-               run_migrations: bool = True) -> Litestar:
+def create_app(
+    helpdesk: App, *, run_worker: bool | None = None, run_migrations: bool = True
+) -> Litestar:
     """Build the web application around a helpdesk.
 
     The helpdesk starts with the server (migrations, plugin ``startup`` hooks) and, unless
@@ -43,12 +44,13 @@ def create_app(helpdesk: App, *, run_worker: bool | None = None,
     ]
     app = Litestar(
         route_handlers=[healthz, TicketController, SystemController, *plugin_routes],
-        dependencies={"helpdesk": Provide(provide_helpdesk),
-                      "principal": Provide(provide_principal)},
+        dependencies={
+            "helpdesk": Provide(provide_helpdesk),
+            "principal": Provide(provide_principal),
+        },
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        openapi_config=OpenAPIConfig(title="TicketCore API", version=__version__,
-                                     path="/schema"),
+        openapi_config=OpenAPIConfig(title="TicketCore API", version=__version__, path="/schema"),
         debug=False,
     )
     app.state.helpdesk = helpdesk

@@ -22,8 +22,9 @@ async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise NotAuthenticated("send an API token: 'Authorization: Bearer <token>'",
-                               field="Authorization")
+        raise NotAuthenticated(
+            "send an API token: 'Authorization: Bearer <token>'", field="Authorization"
+        )
     return await helpdesk_of(request).auth.authenticate_token(token.strip())
 
 

@@ -43,15 +43,17 @@ def validation_error(_: Request[Any, Any, Any], exc: ValidationException) -> Res
 def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     """Other HTTP errors (404 route, 405 method, 401) in the same JSON shape."""
     code = "not_authenticated" if isinstance(exc, NotAuthorizedException) else "http_error"
-    return Response({"error": code, "message": exc.detail}, status_code=exc.status_code,
-                    headers=exc.headers)
+    return Response(
+        {"error": code, "message": exc.detail}, status_code=exc.status_code, headers=exc.headers
+    )
 
 
 def internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """Unexpected failures: logged with the traceback, reported without internals."""
     log.exception("unhandled error", exc_info=exc)
-    return Response({"error": "internal_error", "message": "internal server error"},
-                    status_code=500)
+    return Response(
+        {"error": "internal_error", "message": "internal server error"}, status_code=500
+    )
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

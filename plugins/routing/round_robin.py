@@ -42,8 +42,10 @@ class RoundRobin:
             return None
         agent = min(available, key=lambda a: (a.last_assigned_at or _NEVER, a.id))
         return RouteDecision(
-            team_id=team_id, assignee_id=agent.id,
-            reason=f"round robin in {team.name}: {agent.name} was assigned least recently")
+            team_id=team_id,
+            assignee_id=agent.id,
+            reason=f"round robin in {team.name}: {agent.name} was assigned least recently",
+        )
 
 
 def create(config: Config) -> RoundRobin:

@@ -36,8 +36,10 @@ class Rules:
     def __init__(self, config: Config) -> None:
         # Keywords match whole words, case-insensitively, in any language.
         self.rules = [
-            _Compiled(rule, [(k, re.compile(rf"(?<!\w){re.escape(k)}(?!\w)", re.I))
-                             for k in rule.keywords])
+            _Compiled(
+                rule,
+                [(k, re.compile(rf"(?<!\w){re.escape(k)}(?!\w)", re.I)) for k in rule.keywords],
+            )
             for rule in config.rules
         ]
 
@@ -67,9 +69,10 @@ class Rules:
         team_id = context.team_slugs.get(rule.team)
         if team_id is None:
             return None
-        return RouteDecision(team_id=team_id,
-                             reason=f"routed to {context.teams[team_id].name} by rule "
-                                    f"{rule.name!r} ({why})")
+        return RouteDecision(
+            team_id=team_id,
+            reason=f"routed to {context.teams[team_id].name} by rule {rule.name!r} ({why})",
+        )
 
 
 def create(config: Config) -> Rules:

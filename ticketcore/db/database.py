@@ -24,7 +24,7 @@ def parse_database_url(url: str) -> tuple[Dialect, str]:
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
         # sqlite:///relative.db and sqlite:////absolute/path.db, as SQLAlchemy spells them
-        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else parsed.path
+        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else parsed.path
         if not path:
             raise ConfigError([f"database.url {url!r}: no file path after sqlite:///"])
         return "sqlite", path

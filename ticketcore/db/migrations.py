@@ -30,8 +30,8 @@ _INITIAL_INDEXES = (
     "CREATE INDEX IF NOT EXISTS ix_attachment_entry ON attachment (entry)",
     "CREATE INDEX IF NOT EXISTS ix_event_ticket_id ON ticket_event (ticket, id)",
     "CREATE INDEX IF NOT EXISTS ix_job_due ON job (status, run_at)",
-    "CREATE UNIQUE INDEX IF NOT EXISTS ux_team_member ON team_member (team, \"user\")",
-    "CREATE INDEX IF NOT EXISTS ix_team_member_user ON team_member (\"user\")",
+    'CREATE UNIQUE INDEX IF NOT EXISTS ux_team_member ON team_member (team, "user")',
+    'CREATE INDEX IF NOT EXISTS ix_team_member_user ON team_member ("user")',
     "CREATE INDEX IF NOT EXISTS ix_contact_org ON contact (organisation)",
 )
 

@@ -99,7 +99,10 @@ class PersistentSQLiteEngine(SQLiteEngine):
         return await self._reader()
 
     async def _run_in_new_connection(
-        self, query: str, args: list[Any] | None = None, query_type: str = "generic",
+        self,
+        query: str,
+        args: list[Any] | None = None,
+        query_type: str = "generic",
         table: Any = None,
     ) -> Any:
         # Not in a transaction: run on a reader. A lone write statement here commits itself
@@ -109,8 +112,12 @@ class PersistentSQLiteEngine(SQLiteEngine):
             return await cursor.fetchall()
 
     async def _run_in_existing_connection(
-        self, connection: Any, query: str, args: list[Any] | None = None,
-        query_type: str = "generic", table: Any = None,
+        self,
+        connection: Any,
+        query: str,
+        args: list[Any] | None = None,
+        query_type: str = "generic",
+        table: Any = None,
     ) -> Any:
         # The stock engine re-sends "PRAGMA foreign_keys" before every statement: set once.
         async with connection.execute(query, args or []) as cursor:
@@ -122,5 +129,6 @@ class PersistentSQLiteEngine(SQLiteEngine):
         allow_nested: bool = True,
     ) -> SQLiteTransaction:
         """A transaction on the writer connection; callers hold ``write_lock`` around it."""
-        return _HeldTransaction(engine=self, transaction_type=transaction_type,
-                                allow_nested=allow_nested)
+        return _HeldTransaction(
+            engine=self, transaction_type=transaction_type, allow_nested=allow_nested
+        )

@@ -197,6 +197,18 @@ class SchemaVersion(Table, tablename="schema_version"):
 
 
 CORE_TABLES: tuple[type[Table], ...] = (
-    SchemaVersion, Organisation, Contact, Team, User, TeamMember, ApiToken, Ticket, TicketTag,
-    TicketLink, Entry, Attachment, TicketEvent, Job,
+    SchemaVersion,
+    Organisation,
+    Contact,
+    Team,
+    User,
+    TeamMember,
+    ApiToken,
+    Ticket,
+    TicketTag,
+    TicketLink,
+    Entry,
+    Attachment,
+    TicketEvent,
+    Job,
 )

@@ -23,19 +23,42 @@ class Transition:
 TRANSITIONS: dict[str, Transition] = {
     t.name: t
     for t in (
-        Transition("open", frozenset({S.NEW, S.PENDING_CUSTOMER, S.ON_HOLD}), S.OPEN,
-                   "start or resume work"),
-        Transition("wait_for_customer", frozenset({S.NEW, S.OPEN, S.ON_HOLD}),
-                   S.PENDING_CUSTOMER, "the next step is the customer's"),
-        Transition("hold", frozenset({S.NEW, S.OPEN, S.PENDING_CUSTOMER}), S.ON_HOLD,
-                   "waiting on a third party or a later date"),
-        Transition("resolve", frozenset({S.NEW, S.OPEN, S.PENDING_CUSTOMER, S.ON_HOLD}),
-                   S.RESOLVED, "a solution was given"),
-        Transition("close", frozenset({S.NEW, S.OPEN, S.PENDING_CUSTOMER, S.ON_HOLD,
-                                       S.RESOLVED}), S.CLOSED,
-                   "done: confirmed, expired, spam or merged"),
-        Transition("reopen", frozenset({S.RESOLVED, S.CLOSED}), S.OPEN,
-                   "the problem is back or the answer did not help"),
+        Transition(
+            "open",
+            frozenset({S.NEW, S.PENDING_CUSTOMER, S.ON_HOLD}),
+            S.OPEN,
+            "start or resume work",
+        ),
+        Transition(
+            "wait_for_customer",
+            frozenset({S.NEW, S.OPEN, S.ON_HOLD}),
+            S.PENDING_CUSTOMER,
+            "the next step is the customer's",
+        ),
+        Transition(
+            "hold",
+            frozenset({S.NEW, S.OPEN, S.PENDING_CUSTOMER}),
+            S.ON_HOLD,
+            "waiting on a third party or a later date",
+        ),
+        Transition(
+            "resolve",
+            frozenset({S.NEW, S.OPEN, S.PENDING_CUSTOMER, S.ON_HOLD}),
+            S.RESOLVED,
+            "a solution was given",
+        ),
+        Transition(
+            "close",
+            frozenset({S.NEW, S.OPEN, S.PENDING_CUSTOMER, S.ON_HOLD, S.RESOLVED}),
+            S.CLOSED,
+            "done: confirmed, expired, spam or merged",
+        ),
+        Transition(
+            "reopen",
+            frozenset({S.RESOLVED, S.CLOSED}),
+            S.OPEN,
+            "the problem is back or the answer did not help",
+        ),
     )
 }
 

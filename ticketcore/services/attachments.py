@@ -38,24 +38,31 @@ class AttachmentStore:
         """Where the bytes with this checksum live."""
         return self.root / sha256[:2] / sha256
 
-    def decode_all(self, uploads: list[AttachmentUpload], field: str = "attachments",
-                   ) -> list[tuple[AttachmentUpload, bytes]]:
+    def decode_all(
+        self,
+        uploads: list[AttachmentUpload],
+        field: str = "attachments",
+    ) -> list[tuple[AttachmentUpload, bytes]]:
         """Decode and check every upload before anything is written (all or nothing)."""
         if len(uploads) > self.limits.max_attachments_per_entry:
             raise ValidationFailed(
                 f"at most {self.limits.max_attachments_per_entry} attachments per entry",
-                field=field)
+                field=field,
+            )
         decoded = []
         for i, upload in enumerate(uploads):
             try:
                 data = base64.b64decode(upload.content_base64, validate=True)
             except (binascii.Error, ValueError) as exc:
-                raise ValidationFailed(f"not valid base64: {exc}",
-                                       field=f"{field}[{i}].content_base64") from exc
+                raise ValidationFailed(
+                    f"not valid base64: {exc}", field=f"{field}[{i}].content_base64"
+                ) from exc
             if len(data) > self.limits.max_attachment_bytes:
                 raise ValidationFailed(
                     f"{upload.filename!r} is {len(data)} bytes; the limit is "
-                    f"{self.limits.max_attachment_bytes}", field=f"{field}[{i}]")
+                    f"{self.limits.max_attachment_bytes}",
+                    field=f"{field}[{i}]",
+                )
             decoded.append((upload, data))
         return decoded
 
@@ -69,8 +76,12 @@ class AttachmentStore:
             tmp.write_bytes(data)
             os.replace(tmp, target)  # atomic: readers never see a half-written file
         name = _SAFE_NAME.sub("_", filename).strip() or "attachment"
-        return StoredFile(filename=name[:255], content_type=content_type or
-                          "application/octet-stream", size=len(data), sha256=digest)
+        return StoredFile(
+            filename=name[:255],
+            content_type=content_type or "application/octet-stream",
+            size=len(data),
+            sha256=digest,
+        )
 
     def read(self, sha256: str) -> bytes:
         """The bytes of a stored attachment."""

@@ -71,16 +71,25 @@ class AuthService:
             rows = await self.db.fetch(
                 "INSERT INTO app_user (email, name, role, password_hash, active, available, "
                 "contact, created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}) RETURNING id",
-                email, cmd.name, cmd.role.value,
-                hash_password(cmd.password) if cmd.password else None, True, True, contact_id,
-                now)
+                email,
+                cmd.name,
+                cmd.role.value,
+                hash_password(cmd.password) if cmd.password else None,
+                True,
+                True,
+                contact_id,
+                now,
+            )
             user_id = int(rows[0]["id"])
             for team_id in cmd.team_ids:
                 await self.db.fetch(
                     'INSERT INTO team_member (team, "user", assigned_count) VALUES ({}, {}, 0)',
-                    team_id, user_id)
-        return Principal(id=user_id, name=cmd.name, email=email, role=cmd.role,
-                         contact_id=contact_id)
+                    team_id,
+                    user_id,
+                )
+        return Principal(
+            id=user_id, name=cmd.name, email=email, role=cmd.role, contact_id=contact_id
+        )
 
     async def user(self, user_id: int) -> Principal:
         """A user by id."""
@@ -91,8 +100,7 @@ class AuthService:
 
     async def user_by_email(self, email: str) -> Principal:
         """A user by e-mail."""
-        rows = await self.db.fetch("SELECT * FROM app_user WHERE email = {}",
-                                   email.strip().lower())
+        rows = await self.db.fetch("SELECT * FROM app_user WHERE email = {}", email.strip().lower())
         if not rows:
             raise NotFound(f"no user with e-mail {email}", field="email")
         return _principal(rows[0])
@@ -103,16 +111,22 @@ class AuthService:
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         async with self.db.transaction():
             await self.db.fetch(
-                "INSERT INTO api_token (\"user\", name, token_hash, revoked, created_at) "
-                "VALUES ({}, {}, {}, {}, {})", user_id, name, token_hash(token), False,
-                self.app.clock.now())
+                'INSERT INTO api_token ("user", name, token_hash, revoked, created_at) '
+                "VALUES ({}, {}, {}, {}, {})",
+                user_id,
+                name,
+                token_hash(token),
+                False,
+                self.app.clock.now(),
+            )
         return token
 
     async def revoke_token(self, token: str) -> None:
         """Stop a token from working."""
         async with self.db.transaction():
-            await self.db.fetch("UPDATE api_token SET revoked = {} WHERE token_hash = {}", True,
-                                token_hash(token))
+            await self.db.fetch(
+                "UPDATE api_token SET revoked = {} WHERE token_hash = {}", True, token_hash(token)
+            )
         self._cache.pop(token_hash(token), None)
 
     async def authenticate_token(self, token: str) -> Principal:
@@ -123,7 +137,11 @@ class AuthService:
             return cached[1]
         rows = await self.db.fetch(
             'SELECT u.* FROM api_token t JOIN app_user u ON u.id = t."user" '
-            "WHERE t.token_hash = {} AND t.revoked = {} AND u.active = {}", digest, False, True)
+            "WHERE t.token_hash = {} AND t.revoked = {} AND u.active = {}",
+            digest,
+            False,
+            True,
+        )
         if not rows:
             raise NotAuthenticated("invalid or revoked token")
         principal = _principal(rows[0])
@@ -134,13 +152,19 @@ class AuthService:
 
     async def authenticate_password(self, email: str, password: str) -> Principal:
         """The active user with this e-mail and password, or NotAuthenticated."""
-        rows = await self.db.fetch("SELECT * FROM app_user WHERE email = {} AND active = {}",
-                                   email.strip().lower(), True)
+        rows = await self.db.fetch(
+            "SELECT * FROM app_user WHERE email = {} AND active = {}", email.strip().lower(), True
+        )
         if not rows or not verify_password(password, rows[0]["password_hash"]):
             raise NotAuthenticated("wrong e-mail or password")
         return _principal(rows[0])
 
 
 def _principal(row: dict[str, object]) -> Principal:
-    return Principal(id=int(row["id"]), name=str(row["name"]), email=str(row["email"]),  # type: ignore[call-overload]
-                     role=Role(row["role"]), contact_id=row["contact"])  # type: ignore[arg-type]
+    return Principal(
+        id=int(row["id"]),
+        name=str(row["name"]),
+        email=str(row["email"]),  # type: ignore[call-overload]
+        role=Role(row["role"]),
+        contact_id=row["contact"],
+    )  # type: ignore[arg-type]

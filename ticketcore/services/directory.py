@@ -35,13 +35,16 @@ class DirectoryService:
         """A contact by id."""
         rows = await self.db.fetch(
             "SELECT c.*, o.name AS o_name, o.vip AS o_vip FROM contact c "
-            "LEFT JOIN organisation o ON o.id = c.organisation WHERE c.id = {}", contact_id)
+            "LEFT JOIN organisation o ON o.id = c.organisation WHERE c.id = {}",
+            contact_id,
+        )
         if not rows:
             raise NotFound(f"contact {contact_id} not found", field=field)
         return _contact(rows[0])
 
-    async def ensure_contact(self, email: str, name: str | None, phone: str | None,
-                             now: datetime) -> Contact:
+    async def ensure_contact(
+        self, email: str, name: str | None, phone: str | None, now: datetime
+    ) -> Contact:
         """The contact with this e-mail, created if new (safe under concurrency)."""
         address = normalise_email(email, "requester.email")
         found = await self._by_email(address)
@@ -50,7 +53,13 @@ class DirectoryService:
         display = (name or "").strip() or address.split("@", 1)[0]
         await self.db.fetch(
             "INSERT INTO contact (name, email, phone, vip, created_at) VALUES ({}, {}, {}, {}, {})"
-            " ON CONFLICT (email) DO NOTHING", display[:200], address, phone, False, now)
+            " ON CONFLICT (email) DO NOTHING",
+            display[:200],
+            address,
+            phone,
+            False,
+            now,
+        )
         created = await self._by_email(address)
         assert created is not None
         return created
@@ -58,41 +67,63 @@ class DirectoryService:
     async def _by_email(self, address: str) -> Contact | None:
         rows = await self.db.fetch(
             "SELECT c.*, o.name AS o_name, o.vip AS o_vip FROM contact c "
-            "LEFT JOIN organisation o ON o.id = c.organisation WHERE c.email = {}", address)
+            "LEFT JOIN organisation o ON o.id = c.organisation WHERE c.email = {}",
+            address,
+        )
         return _contact(rows[0]) if rows else None
 
-    async def create_organisation(self, name: str, domain: str | None = None,
-                                  vip: bool = False) -> int:
+    async def create_organisation(
+        self, name: str, domain: str | None = None, vip: bool = False
+    ) -> int:
         """Add an organisation; return its id."""
         async with self.db.transaction():
             rows = await self.db.fetch(
                 "INSERT INTO organisation (name, domain, vip, created_at) VALUES ({}, {}, {}, {}) "
-                "RETURNING id", name, domain, vip, self.app.clock.now())
+                "RETURNING id",
+                name,
+                domain,
+                vip,
+                self.app.clock.now(),
+            )
         return int(rows[0]["id"])
 
-    async def create_contact(self, name: str, email: str | None, *, phone: str | None = None,
-                             organisation_id: int | None = None, vip: bool = False) -> int:
+    async def create_contact(
+        self,
+        name: str,
+        email: str | None,
+        *,
+        phone: str | None = None,
+        organisation_id: int | None = None,
+        vip: bool = False,
+    ) -> int:
         """Add a contact; return its id."""
         address = normalise_email(email) if email else None
         async with self.db.transaction():
             rows = await self.db.fetch(
                 "INSERT INTO contact (name, email, phone, organisation, vip, created_at) "
-                "VALUES ({}, {}, {}, {}, {}, {}) RETURNING id", name, address, phone,
-                organisation_id, vip, self.app.clock.now())
+                "VALUES ({}, {}, {}, {}, {}, {}) RETURNING id",
+                name,
+                address,
+                phone,
+                organisation_id,
+                vip,
+                self.app.clock.now(),
+            )
         return int(rows[0]["id"])
 
     async def create_team(self, name: str, slug: str) -> int:
         """Add a team; return its id."""
         if not _SLUG.match(slug):
-            raise ValidationFailed("a slug is lower-case letters, digits and dashes",
-                                   field="slug")
+            raise ValidationFailed("a slug is lower-case letters, digits and dashes", field="slug")
         async with self.db.transaction():
-            if await self.db.fetch("SELECT id FROM team WHERE slug = {} OR name = {}", slug,
-                                   name):
+            if await self.db.fetch("SELECT id FROM team WHERE slug = {} OR name = {}", slug, name):
                 raise ValidationFailed(f"a team named {name!r} or {slug!r} exists", field="slug")
             rows = await self.db.fetch(
                 "INSERT INTO team (name, slug, created_at) VALUES ({}, {}, {}) RETURNING id",
-                name, slug, self.app.clock.now())
+                name,
+                slug,
+                self.app.clock.now(),
+            )
         return int(rows[0]["id"])
 
     async def add_member(self, team_id: int, user_id: int) -> None:
@@ -100,7 +131,10 @@ class DirectoryService:
         async with self.db.transaction():
             await self.db.fetch(
                 'INSERT INTO team_member (team, "user", assigned_count) VALUES ({}, {}, 0) '
-                'ON CONFLICT (team, "user") DO NOTHING', team_id, user_id)
+                'ON CONFLICT (team, "user") DO NOTHING',
+                team_id,
+                user_id,
+            )
 
     async def teams(self) -> list[dict[str, Any]]:
         """Every team with its member ids."""
@@ -113,6 +147,12 @@ class DirectoryService:
 
 
 def _contact(row: dict[str, Any]) -> Contact:
-    return Contact(id=row["id"], name=row["name"], email=row["email"], phone=row["phone"],
-                   organisation_id=row["organisation"], organisation=row["o_name"],
-                   vip=bool(row["vip"]) or bool(row["o_vip"]))
+    return Contact(
+        id=row["id"],
+        name=row["name"],
+        email=row["email"],
+        phone=row["phone"],
+        organisation_id=row["organisation"],
+        organisation=row["o_name"],
+        vip=bool(row["vip"]) or bool(row["o_vip"]),
+    )

@@ -22,8 +22,9 @@ class EventDraft(msgspec.Struct, kw_only=True):
     data: dict[str, Any] = {}
 
 
-async def record_events(app: App, ticket_id: int, actor: Actor, drafts: list[EventDraft],
-                        now: datetime) -> list[int]:
+async def record_events(
+    app: App, ticket_id: int, actor: Actor, drafts: list[EventDraft], now: datetime
+) -> list[int]:
     """Append events (call inside the change's transaction) and queue their delivery to
     ``ticket_event`` hooks; return the new event ids."""
     if not drafts:
@@ -31,15 +32,25 @@ async def record_events(app: App, ticket_id: int, actor: Actor, drafts: list[Eve
     values = ", ".join(["({}, {}, {}, {}, {}, {}, {}, {})"] * len(drafts))
     args: list[Any] = []
     for draft in drafts:
-        args += [ticket_id, draft.kind, actor.kind, actor.id, actor.name,
-                 dump_json({k: list(v) for k, v in draft.changes.items()}),
-                 dump_json(draft.data), now]
+        args += [
+            ticket_id,
+            draft.kind,
+            actor.kind,
+            actor.id,
+            actor.name,
+            dump_json({k: list(v) for k, v in draft.changes.items()}),
+            dump_json(draft.data),
+            now,
+        ]
     rows = await app.db.fetch(
         "INSERT INTO ticket_event (ticket, kind, actor_kind, actor_id, actor_name, changes, "
-        f"data, created_at) VALUES {values} RETURNING id", *args)
+        f"data, created_at) VALUES {values} RETURNING id",
+        *args,
+    )
     ids = [row["id"] for row in rows]
     if app.hooks.implementers("ticket_event"):
         for event_id in ids:
-            await app.jobs.enqueue("ticket_event", {"event_id": event_id},
-                                   key=f"ticket_event:{event_id}")
+            await app.jobs.enqueue(
+                "ticket_event", {"event_id": event_id}, key=f"ticket_event:{event_id}"
+            )
     return ids

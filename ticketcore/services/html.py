@@ -7,8 +7,25 @@ from html.parser import HTMLParser
 
 import nh3
 
-_BLOCK_TAGS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
-               "pre", "table", "ul", "ol", "hr"}
+_BLOCK_TAGS = {
+    "p",
+    "div",
+    "br",
+    "li",
+    "tr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "pre",
+    "table",
+    "ul",
+    "ol",
+    "hr",
+}
 _SKIP_TAGS = {"script", "style", "head", "title"}
 # No <img>: remote images are tracking pixels and remote loads; inline ones are attachments.
 _ALLOWED_TAGS = set(nh3.ALLOWED_TAGS) - {"img"}
@@ -16,8 +33,12 @@ _ALLOWED_TAGS = set(nh3.ALLOWED_TAGS) - {"img"}
 
 def sanitize_html(html: str) -> str:
     """Keep formatting, drop scripts, styles, event handlers, remote images and unsafe URLs."""
-    return nh3.clean(html, tags=_ALLOWED_TAGS, url_schemes={"http", "https", "mailto"},
-                     link_rel="noopener noreferrer nofollow")
+    return nh3.clean(
+        html,
+        tags=_ALLOWED_TAGS,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer nofollow",
+    )
 
 
 class _TextExtractor(HTMLParser):

@@ -36,4 +36,5 @@ def ensure_customer_transition(principal: Principal, transition: str) -> None:
     if not principal.is_staff and transition not in CUSTOMER_TRANSITIONS:
         raise PermissionDenied(
             f"customers may only {', '.join(sorted(CUSTOMER_TRANSITIONS))} their tickets",
-            field="transition")
+            field="transition",
+        )

@@ -27,22 +27,38 @@ async def load_routing_context(app: App, now: datetime) -> RoutingContext:
         await db.fetch("SELECT pg_advisory_xact_lock({})", _ROUTING_LOCK_KEY)
     teams = await db.fetch("SELECT id, name, slug FROM team ORDER BY id")
     members = await db.fetch(
-        'SELECT tm.team, u.id, u.name, u.available, u.capacity, tm.last_assigned_at '
+        "SELECT tm.team, u.id, u.name, u.available, u.capacity, tm.last_assigned_at "
         'FROM team_member tm JOIN app_user u ON u.id = tm."user" '
-        "WHERE u.active = {} AND u.role IN ('agent', 'admin') ORDER BY u.id", True)
+        "WHERE u.active = {} AND u.role IN ('agent', 'admin') ORDER BY u.id",
+        True,
+    )
     agents: dict[int, list[AgentSnapshot]] = {}
     for m in members:
-        agents.setdefault(m["team"], []).append(AgentSnapshot(
-            id=m["id"], name=m["name"], available=bool(m["available"]),
-            capacity=m["capacity"], last_assigned_at=m["last_assigned_at"]))
-    snapshots = {t["id"]: TeamSnapshot(id=t["id"], name=t["name"], slug=t["slug"],
-                                       agents=agents.get(t["id"], [])) for t in teams}
-    return RoutingContext(now=now, teams=snapshots,
-                          team_slugs={t.slug: t.id for t in snapshots.values()})
+        agents.setdefault(m["team"], []).append(
+            AgentSnapshot(
+                id=m["id"],
+                name=m["name"],
+                available=bool(m["available"]),
+                capacity=m["capacity"],
+                last_assigned_at=m["last_assigned_at"],
+            )
+        )
+    snapshots = {
+        t["id"]: TeamSnapshot(
+            id=t["id"], name=t["name"], slug=t["slug"], agents=agents.get(t["id"], [])
+        )
+        for t in teams
+    }
+    return RoutingContext(
+        now=now, teams=snapshots, team_slugs={t.slug: t.id for t in snapshots.values()}
+    )
 
 
-def run_routing_chain(app: App, ticket: Ticket, context: RoutingContext,
-                      ) -> tuple[Ticket, list[EventDraft]]:
+def run_routing_chain(
+    app: App,
+    ticket: Ticket,
+    context: RoutingContext,
+) -> tuple[Ticket, list[EventDraft]]:
     """Walk the routing strategies in config order; return the routed ticket and one
     history event per decision, each with the plugin's reason.
 
@@ -58,9 +74,12 @@ def run_routing_chain(app: App, ticket: Ticket, context: RoutingContext,
         team_id = decision.team_id if decision.team_id is not None else current.team_id
         problem = _check_decision(context, team_id, decision.assignee_id)
         if problem:
-            events.append(EventDraft(kind="routing_rejected",
-                                     data={"plugin": plugin, "reason": decision.reason,
-                                           "problem": problem}))
+            events.append(
+                EventDraft(
+                    kind="routing_rejected",
+                    data={"plugin": plugin, "reason": decision.reason, "problem": problem},
+                )
+            )
             continue
         changes: dict[str, tuple[object, object]] = {}
         if team_id != current.team_id:
@@ -68,18 +87,25 @@ def run_routing_chain(app: App, ticket: Ticket, context: RoutingContext,
         if decision.assignee_id is not None and decision.assignee_id != current.assignee_id:
             changes["assignee_id"] = (current.assignee_id, decision.assignee_id)
         current = msgspec.structs.replace(
-            current, team_id=team_id,
-            assignee_id=decision.assignee_id if decision.assignee_id is not None
-            else current.assignee_id)
-        events.append(EventDraft(kind="routed", changes=changes,
-                                 data={"plugin": plugin, "reason": decision.reason}))
+            current,
+            team_id=team_id,
+            assignee_id=decision.assignee_id
+            if decision.assignee_id is not None
+            else current.assignee_id,
+        )
+        events.append(
+            EventDraft(
+                kind="routed", changes=changes, data={"plugin": plugin, "reason": decision.reason}
+            )
+        )
         if decision.assignee_id is not None or decision.final:
             break
     return current, events
 
 
-def _check_decision(context: RoutingContext, team_id: int | None,
-                    assignee_id: int | None) -> str | None:
+def _check_decision(
+    context: RoutingContext, team_id: int | None, assignee_id: int | None
+) -> str | None:
     if team_id is not None and team_id not in context.teams:
         return f"team {team_id} does not exist"
     if assignee_id is not None:
@@ -93,5 +119,9 @@ def _check_decision(context: RoutingContext, team_id: int | None,
 async def record_assignment(app: App, team_id: int, user_id: int, now: datetime) -> None:
     """Keep round-robin state in the database, so it survives restarts."""
     await app.db.fetch(
-        'UPDATE team_member SET last_assigned_at = {}, assigned_count = assigned_count + 1 '
-        'WHERE team = {} AND "user" = {}', now, team_id, user_id)
+        "UPDATE team_member SET last_assigned_at = {}, assigned_count = assigned_count + 1 "
+        'WHERE team = {} AND "user" = {}',
+        now,
+        team_id,
+        user_id,
+    )

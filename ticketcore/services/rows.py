@@ -43,22 +43,39 @@ def dump_json(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-def ticket_from_row(row: dict[str, Any], links: list[Link] | None = None,
-                    description: str = "") -> Ticket:
+def ticket_from_row(
+    row: dict[str, Any], links: list[Link] | None = None, description: str = ""
+) -> Ticket:
     """Build a Ticket snapshot from a row selected with TICKET_COLUMNS."""
     return Ticket(
-        id=row["id"], key=row["key"], subject=row["subject"], status=Status(row["status"]),
-        priority=Priority(row["priority"]), category=row["category"], channel=row["channel"],
+        id=row["id"],
+        key=row["key"],
+        subject=row["subject"],
+        status=Status(row["status"]),
+        priority=Priority(row["priority"]),
+        category=row["category"],
+        channel=row["channel"],
         requester=Contact(
-            id=row["requester"], name=row["c_name"], email=row["c_email"],
-            phone=row["c_phone"], organisation_id=row["c_org"], organisation=row["o_name"],
+            id=row["requester"],
+            name=row["c_name"],
+            email=row["c_email"],
+            phone=row["c_phone"],
+            organisation_id=row["c_org"],
+            organisation=row["o_name"],
             vip=bool(row["c_vip"]) or bool(row["o_vip"]),
         ),
-        team_id=row["team"], assignee_id=row["assignee"], tags=load_json(row["tags"]) or [],
-        custom_fields=load_json(row["custom_fields"]) or {}, version=row["version"],
-        created_at=row["created_at"], updated_at=row["updated_at"],
-        first_response_at=row["first_response_at"], resolved_at=row["resolved_at"],
-        closed_at=row["closed_at"], description=description, links=links or [],
+        team_id=row["team"],
+        assignee_id=row["assignee"],
+        tags=load_json(row["tags"]) or [],
+        custom_fields=load_json(row["custom_fields"]) or {},
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        first_response_at=row["first_response_at"],
+        resolved_at=row["resolved_at"],
+        closed_at=row["closed_at"],
+        description=description,
+        links=links or [],
     )
 
 
@@ -66,16 +83,23 @@ def actor_from_row(row: dict[str, Any], prefix: str) -> Actor:
     """The actor stored in ``<prefix>_kind``, ``<prefix>_id``, ``<prefix>_name`` columns."""
     kind = row[f"{prefix}_kind"]
     role = row.get(f"{prefix}_role")
-    return Actor(kind=kind, id=row[f"{prefix}_id"], name=row[f"{prefix}_name"] or "",
-                 role=Role(role) if role else None)
+    return Actor(
+        kind=kind,
+        id=row[f"{prefix}_id"],
+        name=row[f"{prefix}_name"] or "",
+        role=Role(role) if role else None,
+    )
 
 
 def event_from_row(row: dict[str, Any]) -> TicketEvent:
     """A history event from a ``ticket_event`` row."""
     changes = load_json(row["changes"]) or {}
     return TicketEvent(
-        id=row["id"], ticket_id=row["ticket"], kind=row["kind"],
-        actor=actor_from_row(row, "actor"), created_at=row["created_at"],
+        id=row["id"],
+        ticket_id=row["ticket"],
+        kind=row["kind"],
+        actor=actor_from_row(row, "actor"),
+        created_at=row["created_at"],
         changes={k: FieldChange(v[0], v[1]) for k, v in changes.items()},
         data=load_json(row["data"]) or {},
     )
@@ -84,9 +108,14 @@ def event_from_row(row: dict[str, Any]) -> TicketEvent:
 def entry_from_row(row: dict[str, Any], attachments: list[AttachmentInfo]) -> Entry:
     """A conversation entry from an ``entry`` row."""
     return Entry(
-        id=row["id"], ticket_id=row["ticket"], kind=EntryKind(row["kind"]),
-        author=actor_from_row(row, "author"), body_text=row["body_text"] or "",
-        body_html=row["body_html"], created_at=row["created_at"], attachments=attachments,
+        id=row["id"],
+        ticket_id=row["ticket"],
+        kind=EntryKind(row["kind"]),
+        author=actor_from_row(row, "author"),
+        body_text=row["body_text"] or "",
+        body_html=row["body_html"],
+        created_at=row["created_at"],
+        attachments=attachments,
     )
 
 
@@ -97,6 +126,10 @@ def link_from_row(row: dict[str, Any]) -> Link:
 
 def attachment_from_row(row: dict[str, Any]) -> AttachmentInfo:
     """Attachment metadata from an ``attachment`` row."""
-    return AttachmentInfo(id=row["id"], filename=row["filename"],
-                          content_type=row["content_type"], size=row["size"],
-                          sha256=row["sha256"])
+    return AttachmentInfo(
+        id=row["id"],
+        filename=row["filename"],
+        content_type=row["content_type"],
+        size=row["size"],
+        sha256=row["sha256"],
+    )

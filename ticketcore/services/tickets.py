@@ -60,9 +60,15 @@ if TYPE_CHECKING:
     from ticketcore.app import App
 
 MAX_PAGE = 100
-_PATCH_FIELDS = {"subject": "subject", "priority": "priority", "category": "category",
-                 "team_id": "team", "assignee_id": "assignee", "tags": "tags",
-                 "custom_fields": "custom_fields"}
+_PATCH_FIELDS = {
+    "subject": "subject",
+    "priority": "priority",
+    "category": "category",
+    "team_id": "team",
+    "assignee_id": "assignee",
+    "tags": "tags",
+    "custom_fields": "custom_fields",
+}
 
 
 class Page(msgspec.Struct, kw_only=True):
@@ -86,8 +92,9 @@ def decode_cursor(cursor: str) -> int:
             raise ValueError(prefix)
         return int(value)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("invalid cursor: pass next_cursor from a previous page",
-                               field="cursor") from exc
+        raise ValidationFailed(
+            "invalid cursor: pass next_cursor from a previous page", field="cursor"
+        ) from exc
 
 
 def _clean_tags(tags: list[str], field: str = "tags") -> list[str]:
@@ -115,16 +122,19 @@ class TicketService:
         suffix = " FOR UPDATE OF t" if lock and not self.db.is_sqlite else ""
         rows = await self.db.fetch(
             f"SELECT {TICKET_COLUMNS}, t.description {TICKET_FROM} WHERE t.id = {{}}{suffix}",
-            ticket_id)
+            ticket_id,
+        )
         if not rows:
             raise NotFound(f"ticket {ticket_id} not found", field="ticket_id")
         return rows[0]
 
     async def _snapshot_from_row(self, row: dict[str, Any]) -> Ticket:
         links = await self.db.fetch(
-            "SELECT kind, other FROM ticket_link WHERE ticket = {} ORDER BY id", row["id"])
-        return ticket_from_row(row, [link_from_row(r) for r in links],
-                               description=row.get("description") or "")
+            "SELECT kind, other FROM ticket_link WHERE ticket = {} ORDER BY id", row["id"]
+        )
+        return ticket_from_row(
+            row, [link_from_row(r) for r in links], description=row.get("description") or ""
+        )
 
     async def snapshot(self, ticket_id: int) -> Ticket:
         """The current state of a ticket, without permission checks (for plugins, workers)."""
@@ -136,8 +146,9 @@ class TicketService:
         permissions.ensure_can_view(viewer, ticket_id, row["requester"])
         return await self._snapshot_from_row(row)
 
-    async def list(self, viewer: Principal, filters: TicketFilters, cursor: str | None = None,
-                   limit: int = 25) -> Page:
+    async def list(
+        self, viewer: Principal, filters: TicketFilters, cursor: str | None = None, limit: int = 25
+    ) -> Page:
         """Newest first, keyset-paginated; a customer sees only their own tickets."""
         if not 1 <= limit <= MAX_PAGE:
             raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE}", field="limit")
@@ -156,7 +167,9 @@ class TicketService:
             except ValueError as exc:
                 raise ValidationFailed(
                     f"unknown status {filters.status!r}; one of "
-                    f"{', '.join(s.value for s in Status)}", field="status") from exc
+                    f"{', '.join(s.value for s in Status)}",
+                    field="status",
+                ) from exc
         if filters.priority is not None:
             add("t.priority = {}", filters.priority.value)
         if filters.team_id is not None:
@@ -170,19 +183,24 @@ class TicketService:
         if filters.category is not None:
             add("t.category = {}", filters.category)
         if filters.tag is not None:
-            add("EXISTS (SELECT 1 FROM ticket_tag g WHERE g.ticket = t.id AND g.tag = {})",
-                filters.tag.strip().lower())
+            add(
+                "EXISTS (SELECT 1 FROM ticket_tag g WHERE g.ticket = t.id AND g.tag = {})",
+                filters.tag.strip().lower(),
+            )
         if filters.q:
             like = "ILIKE" if not self.db.is_sqlite else "LIKE"
-            pattern = "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace(
-                "_", "\\_") + "%"
+            pattern = (
+                "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            )
             add(f"t.subject {like} {{}} ESCAPE '\\'", pattern)
         if cursor:
             add("t.id < {}", decode_cursor(cursor))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = await self.db.fetch(
             f"SELECT {TICKET_COLUMNS} {TICKET_FROM} {clause} ORDER BY t.id DESC LIMIT {{}}",
-            *args, limit + 1)
+            *args,
+            limit + 1,
+        )
         items = [ticket_from_row(r) for r in rows[:limit]]
         more = len(rows) > limit
         return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
@@ -193,9 +211,11 @@ class TicketService:
         permissions.ensure_can_view(viewer, ticket_id, row["requester"])
         kinds = "" if viewer.is_staff else " AND kind IN ('message_in', 'message_out')"
         rows = await self.db.fetch(
-            f"SELECT * FROM entry WHERE ticket = {{}}{kinds} ORDER BY id", ticket_id)
+            f"SELECT * FROM entry WHERE ticket = {{}}{kinds} ORDER BY id", ticket_id
+        )
         files = await self.db.fetch(
-            "SELECT * FROM attachment WHERE ticket = {} ORDER BY id", ticket_id)
+            "SELECT * FROM attachment WHERE ticket = {} ORDER BY id", ticket_id
+        )
         by_entry: dict[int, list[Any]] = {}
         for f in files:
             by_entry.setdefault(f["entry"], []).append(attachment_from_row(f))
@@ -206,8 +226,9 @@ class TicketService:
         rows = await self.db.fetch("SELECT * FROM entry WHERE id = {}", entry_id)
         if not rows:
             raise NotFound(f"entry {entry_id} not found")
-        files = await self.db.fetch("SELECT * FROM attachment WHERE entry = {} ORDER BY id",
-                                    entry_id)
+        files = await self.db.fetch(
+            "SELECT * FROM attachment WHERE entry = {} ORDER BY id", entry_id
+        )
         return entry_from_row(rows[0], [attachment_from_row(f) for f in files])
 
     async def events(self, viewer: Principal, ticket_id: int) -> list[TicketEvent]:
@@ -216,7 +237,8 @@ class TicketService:
         permissions.ensure_can_view(viewer, ticket_id, row["requester"])
         permissions.ensure_staff(viewer, "reading a ticket's history")
         rows = await self.db.fetch(
-            "SELECT * FROM ticket_event WHERE ticket = {} ORDER BY id", ticket_id)
+            "SELECT * FROM ticket_event WHERE ticket = {} ORDER BY id", ticket_id
+        )
         return [event_from_row(r) for r in rows]
 
     async def event(self, event_id: int) -> TicketEvent:
@@ -236,8 +258,12 @@ class TicketService:
             raise ValidationFailed(f"the body is longer than {limit} characters", field=field)
         return text, html
 
-    async def _resolve_requester(self, actor: Principal, cmd: NewTicket, now: datetime,
-                                 ) -> Contact:
+    async def _resolve_requester(
+        self,
+        actor: Principal,
+        cmd: NewTicket,
+        now: datetime,
+    ) -> Contact:
         if not actor.is_staff:
             if actor.contact_id is None:
                 raise ValidationFailed("this customer account has no contact", field="requester")
@@ -251,31 +277,59 @@ class TicketService:
             raise ValidationFailed("give the requester: an id or an e-mail", field="requester")
         return await self.app.directory.ensure_contact(req.email, req.name, req.phone, now)
 
-    async def _check_refs(self, team_id: int | None, assignee_id: int | None,
-                          prefix: str = "") -> None:
+    async def _check_refs(
+        self, team_id: int | None, assignee_id: int | None, prefix: str = ""
+    ) -> None:
         if team_id is not None and not await self.db.fetch(
-                "SELECT id FROM team WHERE id = {}", team_id):
+            "SELECT id FROM team WHERE id = {}", team_id
+        ):
             raise ValidationFailed(f"team {team_id} does not exist", field=f"{prefix}team_id")
         if assignee_id is not None and not await self.db.fetch(
-                "SELECT id FROM app_user WHERE id = {} AND active = {} AND role IN "
-                "('agent', 'admin')", assignee_id, True):
-            raise ValidationFailed(f"user {assignee_id} is not an active agent",
-                                   field=f"{prefix}assignee_id")
+            "SELECT id FROM app_user WHERE id = {} AND active = {} AND role IN ('agent', 'admin')",
+            assignee_id,
+            True,
+        ):
+            raise ValidationFailed(
+                f"user {assignee_id} is not an active agent", field=f"{prefix}assignee_id"
+            )
 
-    async def _insert_entry(self, ticket_id: int, kind: EntryKind, author: Actor, text: str,
-                            html: str | None, files: list[Any], now: datetime,
-                            message_id: str | None) -> int:
+    async def _insert_entry(
+        self,
+        ticket_id: int,
+        kind: EntryKind,
+        author: Actor,
+        text: str,
+        html: str | None,
+        files: list[Any],
+        now: datetime,
+        message_id: str | None,
+    ) -> int:
         rows = await self.db.fetch(
             "INSERT INTO entry (ticket, kind, author_kind, author_id, author_name, body_text, "
             "body_html, message_id, created_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}) "
-            "RETURNING id", ticket_id, kind.value, author.kind, author.id, author.name, text,
-            html, message_id, now)
+            "RETURNING id",
+            ticket_id,
+            kind.value,
+            author.kind,
+            author.id,
+            author.name,
+            text,
+            html,
+            message_id,
+            now,
+        )
         entry_id: int = rows[0]["id"]
         for f in files:
             await self.db.fetch(
                 "INSERT INTO attachment (entry, ticket, filename, content_type, size, sha256) "
-                "VALUES ({}, {}, {}, {}, {}, {})", entry_id, ticket_id, f.filename,
-                f.content_type, f.size, f.sha256)
+                "VALUES ({}, {}, {}, {}, {}, {})",
+                entry_id,
+                ticket_id,
+                f.filename,
+                f.content_type,
+                f.size,
+                f.sha256,
+            )
         return entry_id
 
     async def _set_tags(self, ticket_id: int, tags: list[str]) -> None:
@@ -298,22 +352,37 @@ class TicketService:
         if not subject:
             raise ValidationFailed("the subject is empty", field="subject")
         if len(subject) > limits.max_subject_chars:
-            raise ValidationFailed(f"the subject is longer than {limits.max_subject_chars} "
-                                   "characters", field="subject")
+            raise ValidationFailed(
+                f"the subject is longer than {limits.max_subject_chars} characters", field="subject"
+            )
         text, html = self._bodies(cmd.body, cmd.body_html, "body")
         tags = _clean_tags(cmd.tags)
         if not actor.is_staff and (cmd.team_id or cmd.assignee_id):
-            raise ValidationFailed("customers cannot choose a team or an agent",
-                                   field="team_id" if cmd.team_id else "assignee_id")
+            raise ValidationFailed(
+                "customers cannot choose a team or an agent",
+                field="team_id" if cmd.team_id else "assignee_id",
+            )
         files = self._store_files(cmd.attachments, "attachments")
         now = self.app.clock.now()
         requester = await self._resolve_requester(actor, cmd, now)
         draft = Ticket(
-            id=0, key=str(uuid.uuid4()), subject=subject, status=Status.NEW,
-            priority=cmd.priority, category=cmd.category, channel=cmd.channel,
-            requester=requester, team_id=cmd.team_id, assignee_id=cmd.assignee_id, tags=tags,
-            custom_fields=dict(cmd.custom_fields), version=1, created_at=now, updated_at=now,
-            description=text)
+            id=0,
+            key=str(uuid.uuid4()),
+            subject=subject,
+            status=Status.NEW,
+            priority=cmd.priority,
+            category=cmd.category,
+            channel=cmd.channel,
+            requester=requester,
+            team_id=cmd.team_id,
+            assignee_id=cmd.assignee_id,
+            tags=tags,
+            custom_fields=dict(cmd.custom_fields),
+            version=1,
+            created_at=now,
+            updated_at=now,
+            description=text,
+        )
         # Triage may do I/O (CRM lookups): it runs before the transaction opens.
         draft, triage_events = await triage(self.app, draft)
         routing_events: list[EventDraft] = []
@@ -326,35 +395,65 @@ class TicketService:
                 "INSERT INTO ticket (key, subject, description, status, priority, category, "
                 "channel, requester, team, assignee, custom_fields, tags, version, created_at, "
                 "updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 1, {}, {}) "
-                "RETURNING id", draft.key, draft.subject, draft.description,
-                draft.status.value, draft.priority.value, draft.category, draft.channel,
-                requester.id, draft.team_id, draft.assignee_id, dump_json(draft.custom_fields),
-                dump_json(draft.tags), now, now)
+                "RETURNING id",
+                draft.key,
+                draft.subject,
+                draft.description,
+                draft.status.value,
+                draft.priority.value,
+                draft.category,
+                draft.channel,
+                requester.id,
+                draft.team_id,
+                draft.assignee_id,
+                dump_json(draft.custom_fields),
+                dump_json(draft.tags),
+                now,
+                now,
+            )
             ticket_id: int = rows[0]["id"]
             if draft.tags:
                 await self._set_tags(ticket_id, draft.tags)
-            await self._insert_entry(ticket_id, EntryKind.MESSAGE_IN,
-                                     Actor(kind="contact", id=requester.id, name=requester.name),
-                                     text, html, files, now, cmd.message_id)
+            await self._insert_entry(
+                ticket_id,
+                EntryKind.MESSAGE_IN,
+                Actor(kind="contact", id=requester.id, name=requester.name),
+                text,
+                html,
+                files,
+                now,
+                cmd.message_id,
+            )
             if draft.assignee_id is not None and draft.team_id is not None and routing_events:
                 await record_assignment(self.app, draft.team_id, draft.assignee_id, now)
-            created = EventDraft(kind="created", data={
-                "subject": subject, "priority": cmd.priority.value, "channel": cmd.channel,
-                "requester_id": requester.id, "team_id": cmd.team_id,
-                "assignee_id": cmd.assignee_id, "category": cmd.category})
-            await record_events(self.app, ticket_id, actor.actor,
-                                [created, *triage_events, *routing_events], now)
+            created = EventDraft(
+                kind="created",
+                data={
+                    "subject": subject,
+                    "priority": cmd.priority.value,
+                    "channel": cmd.channel,
+                    "requester_id": requester.id,
+                    "team_id": cmd.team_id,
+                    "assignee_id": cmd.assignee_id,
+                    "category": cmd.category,
+                },
+            )
+            await record_events(
+                self.app, ticket_id, actor.actor, [created, *triage_events, *routing_events], now
+            )
         self.app.jobs.wake()
         return msgspec.structs.replace(draft, id=ticket_id)
 
-    async def update(self, actor: Principal, ticket_id: int, patch: TicketPatch,
-                     version: int | None = None) -> Ticket:
+    async def update(
+        self, actor: Principal, ticket_id: int, patch: TicketPatch, version: int | None = None
+    ) -> Ticket:
         """Change fields with optimistic concurrency: a stale ``version`` gets 409."""
         permissions.ensure_staff(actor, "changing a ticket")
         expected = version if version is not None else patch.version
         if expected is None:
-            raise ValidationFailed("send the version you read (field 'version' or an "
-                                   "If-Match header)", field="version")
+            raise ValidationFailed(
+                "send the version you read (field 'version' or an If-Match header)", field="version"
+            )
         values: dict[str, Any] = {}
         for name in _PATCH_FIELDS:
             value = getattr(patch, name)
@@ -372,8 +471,10 @@ class TicketService:
             if row["version"] != expected:
                 raise VersionConflict(
                     f"ticket {ticket_id} changed since version {expected}; it is now at "
-                    f"version {row['version']}: reload and retry", field="version",
-                    current_version=row["version"])
+                    f"version {row['version']}: reload and retry",
+                    field="version",
+                    current_version=row["version"],
+                )
             await self._check_refs(values.get("team_id"), values.get("assignee_id"))
             current = ticket_from_row(row)
             changes: dict[str, tuple[Any, Any]] = {}
@@ -390,29 +491,43 @@ class TicketService:
             if not changes:
                 return await self._snapshot_from_row(row)
             sets = ", ".join(f"{_PATCH_FIELDS[name]} = {{}}" for name in changes)
-            args = [dump_json(new) if name in ("tags", "custom_fields") else new
-                    for name, (_, new) in changes.items()]
+            args = [
+                dump_json(new) if name in ("tags", "custom_fields") else new
+                for name, (_, new) in changes.items()
+            ]
             done = await self.db.fetch(
                 f"UPDATE ticket SET {sets}, version = version + 1, updated_at = {{}} "
-                "WHERE id = {} AND version = {} RETURNING version", *args, now, ticket_id,
-                expected)
+                "WHERE id = {} AND version = {} RETURNING version",
+                *args,
+                now,
+                ticket_id,
+                expected,
+            )
             if not done:  # lost a race after our read (SQLite never; PostgreSQL guards)
-                raise VersionConflict(f"ticket {ticket_id} changed meanwhile: reload and retry",
-                                      field="version")
+                raise VersionConflict(
+                    f"ticket {ticket_id} changed meanwhile: reload and retry", field="version"
+                )
             if "tags" in changes:
                 await self._set_tags(ticket_id, changes["tags"][1])
             if "assignee_id" in changes and changes["assignee_id"][1] is not None:
                 team = changes.get("team_id", (None, current.team_id))[1]
                 if team is not None:
                     await record_assignment(self.app, team, changes["assignee_id"][1], now)
-            await record_events(self.app, ticket_id, actor.actor,
-                                [EventDraft(kind="updated", changes=changes)], now)
+            await record_events(
+                self.app, ticket_id, actor.actor, [EventDraft(kind="updated", changes=changes)], now
+            )
         self.app.jobs.wake()
         return await self.snapshot(ticket_id)
 
-    async def _apply_status(self, ticket_id: int, row: dict[str, Any], target: Status,
-                            transition: str, now: datetime, extra: dict[str, Any],
-                            ) -> EventDraft:
+    async def _apply_status(
+        self,
+        ticket_id: int,
+        row: dict[str, Any],
+        target: Status,
+        transition: str,
+        now: datetime,
+        extra: dict[str, Any],
+    ) -> EventDraft:
         """Write a status change (inside a transaction) and return its history event."""
         sets = ["status = {}"]
         args: list[Any] = [target.value]
@@ -428,12 +543,16 @@ class TicketService:
         args += [now, ticket_id]
         await self.db.fetch(
             f"UPDATE ticket SET {', '.join(sets)}, version = version + 1, updated_at = {{}} "
-            "WHERE id = {}", *args)
-        return EventDraft(kind="status_changed", changes=changes,
-                          data={"transition": transition, **extra})
+            "WHERE id = {}",
+            *args,
+        )
+        return EventDraft(
+            kind="status_changed", changes=changes, data={"transition": transition, **extra}
+        )
 
-    async def transition(self, actor: Principal, ticket_id: int, req: TransitionRequest,
-                         version: int | None = None) -> Ticket:
+    async def transition(
+        self, actor: Principal, ticket_id: int, req: TransitionRequest, version: int | None = None
+    ) -> Ticket:
         """Move a ticket through the state machine; plugins may veto inside the transaction."""
         expected = version if version is not None else req.version
         permissions.ensure_customer_transition(actor, req.transition)
@@ -444,24 +563,35 @@ class TicketService:
             if expected is not None and row["version"] != expected:
                 raise VersionConflict(
                     f"ticket {ticket_id} changed since version {expected}; it is now at "
-                    f"version {row['version']}", field="version", current_version=row["version"])
+                    f"version {row['version']}",
+                    field="version",
+                    current_version=row["version"],
+                )
             transition = resolve_transition(req.transition, Status(row["status"]))
             snapshot = ticket_from_row(row)
             for plugin, reason in self.app.hooks.iter_results(
-                    "ticket_pre_transition", ticket=snapshot, transition=transition.name,
-                    actor=actor.actor):
+                "ticket_pre_transition",
+                ticket=snapshot,
+                transition=transition.name,
+                actor=actor.actor,
+            ):
                 if reason:
-                    raise TransitionVetoed(f"{plugin} refused {transition.name!r}: {reason}",
-                                           field="transition", plugin=plugin)
+                    raise TransitionVetoed(
+                        f"{plugin} refused {transition.name!r}: {reason}",
+                        field="transition",
+                        plugin=plugin,
+                    )
             extra = {"comment": req.comment} if req.comment else {}
-            event = await self._apply_status(ticket_id, row, transition.target,
-                                             transition.name, now, extra)
+            event = await self._apply_status(
+                ticket_id, row, transition.target, transition.name, now, extra
+            )
             await record_events(self.app, ticket_id, actor.actor, [event], now)
         self.app.jobs.wake()
         return await self.snapshot(ticket_id)
 
-    async def add_entry(self, actor: Principal, ticket_id: int, cmd: NewEntry, *,
-                        internal: bool) -> Entry:
+    async def add_entry(
+        self, actor: Principal, ticket_id: int, cmd: NewEntry, *, internal: bool
+    ) -> Entry:
         """Add a public message or an internal note, with the status moves a reply implies:
         an agent's first public reply opens a new ticket and records the first response; a
         customer's reply brings back a ticket that waited on them or was resolved."""
@@ -485,32 +615,50 @@ class TicketService:
                 if status is Status.CLOSED:
                     raise InvalidTransition(
                         f"ticket {ticket_id} is closed; open a new ticket instead",
-                        field="ticket_id")
-            entry_id = await self._insert_entry(ticket_id, kind, actor.actor, text, html, files,
-                                                now, cmd.message_id)
-            events = [EventDraft(kind="note_added" if internal else "message_added",
-                                 data={"entry_id": entry_id, "entry_kind": kind.value})]
+                        field="ticket_id",
+                    )
+            entry_id = await self._insert_entry(
+                ticket_id, kind, actor.actor, text, html, files, now, cmd.message_id
+            )
+            events = [
+                EventDraft(
+                    kind="note_added" if internal else "message_added",
+                    data={"entry_id": entry_id, "entry_kind": kind.value},
+                )
+            ]
             if kind is EntryKind.MESSAGE_OUT:
                 if row["first_response_at"] is None:
-                    await self.db.fetch("UPDATE ticket SET first_response_at = {} WHERE id = {}",
-                                        now, ticket_id)
-                    events.append(EventDraft(
-                        kind="first_response",
-                        changes={"first_response_at": (None, now.isoformat())}))
+                    await self.db.fetch(
+                        "UPDATE ticket SET first_response_at = {} WHERE id = {}", now, ticket_id
+                    )
+                    events.append(
+                        EventDraft(
+                            kind="first_response",
+                            changes={"first_response_at": (None, now.isoformat())},
+                        )
+                    )
                 if status is Status.NEW:
-                    events.append(await self._apply_status(ticket_id, row, Status.OPEN, "open",
-                                                           now, {"cause": "agent reply"}))
-            elif kind is EntryKind.MESSAGE_IN and status in (Status.PENDING_CUSTOMER,
-                                                             Status.RESOLVED):
+                    events.append(
+                        await self._apply_status(
+                            ticket_id, row, Status.OPEN, "open", now, {"cause": "agent reply"}
+                        )
+                    )
+            elif kind is EntryKind.MESSAGE_IN and status in (
+                Status.PENDING_CUSTOMER,
+                Status.RESOLVED,
+            ):
                 name = "reopen" if status is Status.RESOLVED else "open"
-                events.append(await self._apply_status(ticket_id, row, Status.OPEN, name, now,
-                                                       {"cause": "customer reply"}))
-            await self.db.fetch("UPDATE ticket SET updated_at = {} WHERE id = {}", now,
-                                ticket_id)
+                events.append(
+                    await self._apply_status(
+                        ticket_id, row, Status.OPEN, name, now, {"cause": "customer reply"}
+                    )
+                )
+            await self.db.fetch("UPDATE ticket SET updated_at = {} WHERE id = {}", now, ticket_id)
             await record_events(self.app, ticket_id, actor.actor, events, now)
             if kind is EntryKind.MESSAGE_OUT and self.app.hooks.implementers("deliver_reply"):
-                await self.app.jobs.enqueue("deliver_reply", {"entry_id": entry_id},
-                                            key=f"deliver_reply:{entry_id}")
+                await self.app.jobs.enqueue(
+                    "deliver_reply", {"entry_id": entry_id}, key=f"deliver_reply:{entry_id}"
+                )
         self.app.jobs.wake()
         return await self.entry(entry_id)
 
@@ -525,17 +673,28 @@ class TicketService:
             await self._row(req.ticket_id)
             existing = await self.db.fetch(
                 "SELECT id FROM ticket_link WHERE ticket = {} AND other = {} AND kind = {}",
-                ticket_id, req.ticket_id, req.kind.value)
+                ticket_id,
+                req.ticket_id,
+                req.kind.value,
+            )
             if existing:
                 return await self._snapshot_from_row(row)
             await self.db.fetch(
                 "INSERT INTO ticket_link (ticket, other, kind, created_at) VALUES ({}, {}, {}, {})",
-                ticket_id, req.ticket_id, req.kind.value, now)
-            events = [EventDraft(kind="linked", data={"kind": req.kind.value,
-                                                      "ticket_id": req.ticket_id})]
+                ticket_id,
+                req.ticket_id,
+                req.kind.value,
+                now,
+            )
+            events = [
+                EventDraft(kind="linked", data={"kind": req.kind.value, "ticket_id": req.ticket_id})
+            ]
             if req.kind is LinkKind.MERGED_INTO and row["status"] != Status.CLOSED.value:
-                events.append(await self._apply_status(ticket_id, row, Status.CLOSED, "close",
-                                                       now, {"cause": "merged"}))
+                events.append(
+                    await self._apply_status(
+                        ticket_id, row, Status.CLOSED, "close", now, {"cause": "merged"}
+                    )
+                )
             await record_events(self.app, ticket_id, actor.actor, events, now)
         self.app.jobs.wake()
         return await self.snapshot(ticket_id)

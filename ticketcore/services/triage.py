@@ -40,12 +40,21 @@ async def triage(app: App, ticket: Ticket) -> tuple[Ticket, list[EventDraft]]:
             updates["tags"] = [*current.tags, *new_tags]
         if changes:
             current = msgspec.structs.replace(current, **updates)
-            events.append(EventDraft(kind="classified", changes=changes,
-                                     data={"plugin": plugin, "reason": answer.reason}))
+            events.append(
+                EventDraft(
+                    kind="classified",
+                    changes=changes,
+                    data={"plugin": plugin, "reason": answer.reason},
+                )
+            )
     for outcome in await app.hooks.broadcast("enrich_ticket", ticket=current):
         if not outcome.ok:
-            events.append(EventDraft(kind="enrichment_failed",
-                                     data={"plugin": outcome.plugin, "error": outcome.error}))
+            events.append(
+                EventDraft(
+                    kind="enrichment_failed",
+                    data={"plugin": outcome.plugin, "error": outcome.error},
+                )
+            )
             continue
         if not outcome.result:
             continue
@@ -61,6 +70,11 @@ async def triage(app: App, ticket: Ticket) -> tuple[Ticket, list[EventDraft]]:
             changes["custom_fields"] = (current.custom_fields, merged)
             current = msgspec.structs.replace(current, custom_fields=merged)
         if changes:
-            events.append(EventDraft(kind="enriched", changes=changes,
-                                     data={"plugin": outcome.plugin, "reason": reason}))
+            events.append(
+                EventDraft(
+                    kind="enriched",
+                    changes=changes,
+                    data={"plugin": outcome.plugin, "reason": reason},
+                )
+            )
     return current, events

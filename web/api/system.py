@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, get, post
+from litestar.params import JSONBody
 
 from ticketcore.domain.commands import NewUser
 from ticketcore.domain.models import Principal
@@ -47,32 +48,46 @@ class SystemController(Controller):
     tags = ["system"]
 
     @get("/plugins")
-    async def list_plugins(self, helpdesk: HelpdeskDep,
-                           principal: PrincipalDep) -> list[PluginInfo]:
+    async def list_plugins(
+        self, helpdesk: HelpdeskDep, principal: PrincipalDep
+    ) -> list[PluginInfo]:
         """Enabled plugins in call order with version, hooks and validated settings."""
         permissions.ensure_staff(principal, "listing plugins")
-        return [PluginInfo(kind=p.kind, name=p.name, distribution=p.distribution,
-                           version=p.version, module=p.module, description=p.description,
-                           hooks=p.hooks, config=p.raw_config) for p in helpdesk.plugins]
+        return [
+            PluginInfo(
+                kind=p.kind,
+                name=p.name,
+                distribution=p.distribution,
+                version=p.version,
+                module=p.module,
+                description=p.description,
+                hooks=p.hooks,
+                config=p.raw_config,
+            )
+            for p in helpdesk.plugins
+        ]
 
     @get("/teams")
-    async def list_teams(self, helpdesk: HelpdeskDep,
-                         principal: PrincipalDep) -> list[dict[str, Any]]:
+    async def list_teams(
+        self, helpdesk: HelpdeskDep, principal: PrincipalDep
+    ) -> list[dict[str, Any]]:
         """Teams with their members."""
         permissions.ensure_staff(principal, "listing teams")
         return await helpdesk.directory.teams()
 
     @post("/teams")
-    async def create_team(self, data: NewTeam, helpdesk: HelpdeskDep,
-                          principal: PrincipalDep) -> dict[str, Any]:
+    async def create_team(
+        self, data: JSONBody[NewTeam], helpdesk: HelpdeskDep, principal: PrincipalDep
+    ) -> dict[str, Any]:
         """Add a team (admins)."""
         permissions.ensure_admin(principal, "creating teams")
         team_id = await helpdesk.directory.create_team(data.name, data.slug)
         return {"id": team_id, "name": data.name, "slug": data.slug}
 
     @post("/users")
-    async def create_user(self, data: NewUser, helpdesk: HelpdeskDep,
-                          principal: PrincipalDep) -> Principal:
+    async def create_user(
+        self, data: JSONBody[NewUser], helpdesk: HelpdeskDep, principal: PrincipalDep
+    ) -> Principal:
         """Add an admin, agent or customer (admins)."""
         permissions.ensure_admin(principal, "creating users")
         return await helpdesk.auth.create_user(data)
