@@ -144,7 +144,7 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
     enabled = {(k, n) for k, n in settings.plugins.enabled()}
     _, loaded = build_plugin_manager(settings)
     by_key = {(p.kind, p.name): p for p in loaded}
-    rows = []
+    rows: list[dict[str, Any]] = []  # inferred as dict[str, object], which rich refuses
     for inst in installed_plugins():
         plugin = by_key.get((inst.kind, inst.name))
         rows.append(

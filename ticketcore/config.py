@@ -31,17 +31,19 @@ _SECRET_WORDS = ("password", "secret", "token", "api_key", "apikey", "private_ke
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, frozen=True):
+    # Subclasses repeat ``frozen=True``: msgspec inherits it at run time, but mypy's
+    # dataclass_transform does not ("Non-frozen dataclass cannot inherit from a frozen one").
     pass
 
 
-class DatabaseSettings(_Strict):
+class DatabaseSettings(_Strict, frozen=True):
     """Where tickets are stored: ``sqlite:///path.db`` or ``postgresql://user@host/db``."""
 
     url: str = "sqlite:///ticketcore.db"
     pool_size: int = 16
 
 
-class ServerSettings(_Strict):
+class ServerSettings(_Strict, frozen=True):
     """How ``ticketcore serve`` listens."""
 
     host: str = "127.0.0.1"
@@ -50,7 +52,7 @@ class ServerSettings(_Strict):
     base_url: str | None = None
 
 
-class PluginSelection(_Strict):
+class PluginSelection(_Strict, frozen=True):
     """Which plugins are enabled, per kind, in call order."""
 
     channels: list[str] = []
@@ -65,7 +67,7 @@ class PluginSelection(_Strict):
         return [(kind, name) for kind in NAMESPACES for name in getattr(self, kind)]
 
 
-class Limits(_Strict):
+class Limits(_Strict, frozen=True):
     """Size limits that protect the helpdesk from oversized input."""
 
     max_attachment_bytes: int = 10 * 1024 * 1024
@@ -74,7 +76,7 @@ class Limits(_Strict):
     max_subject_chars: int = 500
 
 
-class Settings(_Strict):
+class Settings(_Strict, frozen=True):
     """The whole configuration of one helpdesk."""
 
     database: DatabaseSettings = DatabaseSettings()
@@ -134,9 +136,20 @@ def settings_from_mapping(
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     try:
-        return msgspec.convert(resolved, Settings)
+        settings = msgspec.convert(resolved, Settings)
     except msgspec.ValidationError as exc:
         raise ConfigError([f"{source}: {exc}"]) from exc
+    # ``plugin`` is a free-form table, so msgspec cannot refuse a misspelled kind there
+    # (``[plugin.routng.rules]``): the settings would be silently ignored.
+    unknown_kinds = sorted(set(settings.plugin) - set(NAMESPACES))
+    if unknown_kinds:
+        raise ConfigError(
+            [
+                f"{source}: [plugin.{kind}]: unknown plugin kind; one of {', '.join(NAMESPACES)}"
+                for kind in unknown_kinds
+            ]
+        )
+    return settings
 
 
 def load_settings(
@@ -153,6 +166,9 @@ def load_settings(
         raise ConfigError([f"{file}: no such configuration file"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{file}: not valid TOML: {exc}"]) from exc
+    # A folder, an unreadable file or one that is not UTF-8 escaped as a bare traceback.
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{file}: cannot read the configuration file: {exc}"]) from exc
     return settings_from_mapping(data, env, source=str(file))
 
 
@@ -175,4 +191,8 @@ def redact(value: Any, path: str, secret_paths: set[str]) -> Any:
         }
     if path in secret_paths:
         return REDACTED
+    if isinstance(value, list):
+        # Same path scheme as _resolve_env (``name[i]``): without this, a secret read from
+        # the environment inside a list (e.g. a list of webhooks) was shown in clear.
+        return [redact(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
     return value

@@ -41,9 +41,20 @@ class Hooks:
         self.pm = pm
 
     def _impls(self, name: str) -> list[HookImpl]:
-        """Implementations in the order pluggy would call them (config order for ours)."""
+        """Implementations in the order pluggy would call them (config order for ours).
+
+        Hook wrappers (``wrapper=True`` / ``hookwrapper=True``) are left out: they are
+        generators meant to surround the other implementations, and calling one as an
+        implementation returned a generator object as the "first result" (and made it look
+        like a plugin to deliver events to). The facade does not run wrappers; they take
+        effect only where the host calls through pluggy itself (``pm.hook.<name>(...)``).
+        """
         caller = getattr(self.pm.hook, name)
-        return list(reversed(caller.get_hookimpls()))
+        return [
+            impl
+            for impl in reversed(caller.get_hookimpls())
+            if not (impl.wrapper or impl.hookwrapper)
+        ]
 
     def implementers(self, name: str) -> list[str]:
         """Names of the plugins implementing hook ``name``, in call order."""
@@ -66,6 +77,7 @@ class Hooks:
     def _call_kw(cls, impl: HookImpl, **kwargs: Any) -> Any:
         result = cls._call(impl, kwargs)
         if inspect.isawaitable(result):
+            _discard(result)
             raise TypeError(
                 f"{impl.plugin_name}: hook {impl.function.__name__} must be synchronous"
             )
@@ -81,6 +93,7 @@ class Hooks:
         for impl in self._impls(name):
             result = self._call(impl, kwargs)
             if inspect.isawaitable(result):
+                _discard(result)
                 raise TypeError(f"{impl.plugin_name}: hook {name} must be synchronous")
             yield impl.plugin_name, result
 
@@ -134,6 +147,13 @@ class Hooks:
     def collect(self, name: str, **kwargs: Any) -> list[tuple[str, Any]]:
         """Call a sync registration hook everywhere and return (plugin, result) pairs."""
         return list(self.iter_results(name, **kwargs))
+
+
+def _discard(awaitable: Any) -> None:
+    """Close a coroutine that will never be awaited (a sync hook implemented as async), so
+    the real error is not followed by a "coroutine was never awaited" warning."""
+    if inspect.iscoroutine(awaitable):
+        awaitable.close()
 
 
 def _describe(exc: BaseException) -> str:

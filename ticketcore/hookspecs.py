@@ -77,9 +77,11 @@ def register_templates() -> list[str]:
 
 @hookspec
 def register_jobs() -> dict[str, Any]:
-    """Return ``{job_kind: async handler(app, payload)}`` for durable background jobs.
+    """Return ``{job_kind: async handler(app, job)}`` for durable background jobs.
 
-    Job kinds must be unique across plugins: a duplicate stops start-up.
+    ``job`` is a :class:`~ticketcore.jobs.JobRecord` (its ``payload`` is the dict given to
+    ``app.jobs.enqueue``). Job kinds must be unique across plugins and the core's own
+    (``ticket_event``, ``notify``, ``deliver_reply``): a duplicate stops start-up.
     """
     return {}
 

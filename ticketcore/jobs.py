@@ -71,18 +71,29 @@ class JobQueue:
 
         Call inside the transaction of the change that causes the job.
         """
+        await self.enqueue_many(kind, [(payload, key)], run_at=run_at)
+
+    async def enqueue_many(
+        self,
+        kind: str,
+        jobs: list[tuple[dict[str, Any], str | None]],
+        *,
+        run_at: datetime | None = None,
+    ) -> None:
+        """Add several jobs of one kind in one statement: ``[(payload, key), ...]``."""
         if kind not in self.handlers:
             raise ValueError(f"no handler registered for job kind {kind!r}")
+        if not jobs:
+            return
         now = self.app.clock.now()
+        values = ", ".join(["({}, {}, {}, 'pending', {}, 0, 8, {})"] * len(jobs))
+        args: list[Any] = []
+        for payload, key in jobs:
+            args += [kind, msgspec.json.encode(payload).decode(), key, run_at or now, now]
         await self.app.db.fetch(
             "INSERT INTO job (kind, payload, idempotency_key, status, run_at, attempts, "
-            "max_attempts, created_at) VALUES ({}, {}, {}, 'pending', {}, 0, 8, {}) "
-            "ON CONFLICT (idempotency_key) DO NOTHING",
-            kind,
-            msgspec.json.encode(payload).decode(),
-            key,
-            run_at or now,
-            now,
+            f"max_attempts, created_at) VALUES {values} ON CONFLICT (idempotency_key) DO NOTHING",
+            *args,
         )
 
     def wake(self) -> None:
@@ -194,14 +205,17 @@ class JobQueue:
     async def work(self, poll_interval: float = 1.0) -> None:
         """Run forever: claim and execute due jobs, sleeping until woken or polled."""
         while not self._stopping:
+            # Clear the wake-up flag *before* looking for jobs, never after: a wake() or a
+            # stop_worker() arriving while run_due() awaits the database must not be erased,
+            # or the worker sleeps a whole poll interval (stop_worker hung that long).
+            self._wake.clear()
             try:
                 ran = await self.run_due()
             except Exception:
                 log.exception("worker loop error; retrying")
                 ran = 0
-            if ran:
+            if ran or self._stopping:
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=poll_interval)
 

@@ -74,6 +74,24 @@ def installed_plugins() -> list[InstalledPlugin]:
     return sorted(found, key=lambda p: (p.kind, p.name, p.distribution))
 
 
+class _EntryPointManager(NamedExtensionManager[Any]):
+    """stevedore's named manager, reading entry points fresh from the installed metadata.
+
+    stevedore caches entry-point scans twice: per namespace for the whole process
+    (``ExtensionManager.ENTRY_POINT_CACHE``, never invalidated, so a plugin installed or
+    added to ``sys.path`` after a first scan stayed invisible) and on disk under
+    ``$XDG_CACHE_HOME``. Its cached ``EntryPoint`` objects also lose their distribution
+    (``ep.dist`` is None), which made every plugin's distribution and version show as "?".
+    A scan per kind at start-up is cheap, and sees exactly what ``installed_plugins()`` sees.
+    """
+
+    def list_entry_points(self) -> list[importlib.metadata.EntryPoint]:
+        """Entry points of this namespace, sorted by name so that stevedore hands every
+        duplicated name to the conflict resolver (it only groups neighbours)."""
+        found = importlib.metadata.entry_points(group=self.namespace)
+        return sorted(found, key=lambda ep: ep.name)
+
+
 def new_plugin_manager() -> pluggy.PluginManager:
     """An empty pluggy manager that knows the TicketCore hook contract."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -133,34 +151,51 @@ def build_plugin_manager(
         if duplicates:
             problems.append(f"plugins.{kind}: listed twice: {', '.join(duplicates)}")
 
-        def on_failure(_mgr: Any, ep: Any, exc: Exception, kind: str = kind) -> None:
+        failed: set[str] = set()
+        conflicting: set[str] = set()
+
+        def on_failure(
+            _mgr: Any, ep: Any, exc: BaseException, kind: str = kind, failed: set[str] = failed
+        ) -> None:
+            failed.add(ep.name)
             problems.append(
                 f"{kind}.{ep.name}: failed to load {ep.value}: {type(exc).__name__}: {exc}"
             )
 
-        def on_missing(missing: Any, kind: str = kind) -> None:
-            for name in sorted(missing):
+        def on_missing(missing: Any, kind: str = kind, failed: set[str] = failed) -> None:
+            # stevedore counts a plugin that failed to import as missing too: it is already
+            # reported by on_failure, so report only the names that are really not installed.
+            for name in sorted(set(missing) - failed):
                 problems.append(
                     f"{kind}.{name}: enabled in settings but not installed "
                     f"(no entry point {name!r} in {NAMESPACES[kind]})"
                 )
 
-        manager: NamedExtensionManager[Any] = NamedExtensionManager(
+        def on_conflict(
+            _namespace: str,
+            name: str,
+            exts: list[Extension[Any]],
+            kind: str = kind,
+            conflicting: set[str] = conflicting,
+        ) -> Extension[Any]:
+            # stevedore's default silently keeps one of the duplicates.
+            conflicting.add(name)
+            sources = ", ".join(f"{e.entry_point.value} ({_dist_name(e)})" for e in exts)
+            problems.append(f"{kind}.{name}: provided more than once: {sources}")
+            return exts[0]
+
+        manager = _EntryPointManager(
             namespace,
             names=list(dict.fromkeys(names)),
             name_order=True,
             on_load_failure_callback=on_failure,
             on_missing_entrypoints_callback=on_missing,
+            conflict_resolver=on_conflict,
         )
-        by_name: dict[str, list[Extension[Any]]] = {}
         for ext in manager.extensions:
-            by_name.setdefault(ext.name, []).append(ext)
-        for name, exts in by_name.items():
-            if len(exts) > 1:
-                sources = ", ".join(f"{e.entry_point.value}" for e in exts)
-                problems.append(f"{kind}.{name}: provided more than once ({sources})")
+            name = ext.name
+            if name in conflicting:
                 continue
-            ext = exts[0]
             where = f"plugin.{kind}.{name}"
             raw = settings.plugin_config(kind, name)
             config = _plugin_config(ext.plugin, raw, where, problems)
@@ -192,16 +227,32 @@ def build_plugin_manager(
         _register(pm, obj, name, problems)
     for plugin in reversed(loaded):
         _register(pm, plugin.obj, plugin.qualified_name, problems)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        problems.append(f"{exc.plugin_name if hasattr(exc, 'plugin_name') else '?'}: {exc}")
+    problems.extend(_unknown_hooks(pm))
     if problems:
         raise ConfigError(problems)
     for plugin in loaded:
         plugin.hooks = _hook_names(pm, plugin.obj)
     pm.hook.configure.call_historic(kwargs={"settings": settings})
     return pm, loaded
+
+
+def _dist_name(ext: Extension[Any]) -> str:
+    dist = ext.entry_point.dist
+    return str(dist.metadata["Name"]) if dist else "?"
+
+
+def _unknown_hooks(pm: pluggy.PluginManager) -> list[str]:
+    """What ``pm.check_pending()`` checks (implementations of hooks that have no spec, e.g.
+    misspelled), but reporting every one, named by plugin, instead of raising at the first
+    with the plugin object's repr."""
+    found: list[str] = []
+    for name, caller in sorted(vars(pm.hook).items()):
+        if name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if not impl.optionalhook:
+                found.append(f"{impl.plugin_name}: implements unknown hook {name!r} (misspelled?)")
+    return found
 
 
 def _register(pm: pluggy.PluginManager, obj: Any, name: str, problems: list[str]) -> None:

@@ -4,6 +4,8 @@ plugin, so a plugin package gets them just by installing ticketcore[test]).
 Every database fixture runs once per engine: SQLite, and PostgreSQL when reachable. Without
 PostgreSQL those runs are skipped with the reason, unless ``TICKETCORE_REQUIRE_POSTGRES=1``
 (CI) turns the skip into a failure. Each PostgreSQL test gets its own schema, dropped after.
+``TICKETCORE_TEST_ENGINES=sqlite`` (or ``postgres``, or a comma-separated list) runs only the
+engines named: the runs of the others are deselected.
 
 Fixtures: ``db_url``, ``settings_factory``, ``helpdesk_factory``, ``helpdesk``, ``seed``,
 ``api`` (an httpx client bound to the web app), ``plugin_registrar``, ``clock``.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import httpx
@@ -61,16 +63,48 @@ def postgres_problem() -> str | None:
     return _PG_PROBLEM[0]
 
 
+def selected_engines() -> tuple[str, ...]:
+    """The engines named by ``TICKETCORE_TEST_ENGINES`` (comma-separated), all by default."""
+    raw = os.environ.get("TICKETCORE_TEST_ENGINES", "")
+    chosen = tuple(name.strip() for name in raw.split(",") if name.strip())
+    unknown = sorted(set(chosen) - set(ENGINES))
+    if unknown:
+        raise pytest.UsageError(
+            f"TICKETCORE_TEST_ENGINES={raw!r}: unknown engine(s) {', '.join(unknown)}; "
+            f"choose among {', '.join(ENGINES)}"
+        )
+    return chosen or ENGINES
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Declare the ``db`` marker."""
+    """Declare the ``db`` marker; check ``TICKETCORE_TEST_ENGINES`` early."""
     config.addinivalue_line("markers", "db: runs once per database engine")
+    selected_engines()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the runs of engines that ``TICKETCORE_TEST_ENGINES`` does not name."""
+    selected = selected_engines()
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        engine = callspec.params.get("db_engine") if callspec is not None else None
+        (dropped if engine is not None and engine not in selected else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture(params=ENGINES)
 def db_engine(request: pytest.FixtureRequest) -> str:
     """The engine of this run: ``sqlite`` or ``postgres`` (skipped with the reason if absent,
-    failed instead when TICKETCORE_REQUIRE_POSTGRES=1)."""
+    failed instead when TICKETCORE_REQUIRE_POSTGRES=1; skipped as "engine not selected" when
+    TICKETCORE_TEST_ENGINES leaves it out and collection did not already deselect it)."""
     engine: str = request.param
+    if engine not in selected_engines():
+        chosen = os.environ.get("TICKETCORE_TEST_ENGINES")
+        pytest.skip(f"engine not selected (TICKETCORE_TEST_ENGINES={chosen})")
     if engine == "postgres":
         problem = postgres_problem()
         if problem:
@@ -115,15 +149,19 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def settings_factory(db_url: str, tmp_path: Any) -> Callable[..., Settings]:
-    """Build Settings for this test's database: ``settings_factory(plugins={...}, ...)``."""
+    """Build Settings for this test's database: ``settings_factory(plugins={...}, ...)``.
 
-    def make(**overrides: Any) -> Settings:
+    ``env={"NAME": "value"}`` is the environment that ``{ env = "NAME" }`` settings are read
+    from (empty by default, so the real environment never leaks into a test).
+    """
+
+    def make(*, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         data: dict[str, Any] = {
             "database": {"url": db_url},
             "storage_dir": str(tmp_path / "attachments"),
         }
         data.update(overrides)
-        return settings_from_mapping(data, env={})
+        return settings_from_mapping(data, env={} if env is None else env)
 
     return make
 

@@ -14,7 +14,7 @@ from ticketcore.errors import NotAuthenticated
 
 def helpdesk_of(request: Request[Any, Any, Any]) -> App:
     """The helpdesk application this web app serves."""
-    return request.app.state.helpdesk  # type: ignore[no-any-return]
+    return request.app.state.helpdesk
 
 
 async def provide_principal(request: Request[Any, Any, Any]) -> Principal:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from litestar import Request, Response
@@ -13,11 +14,25 @@ from ticketcore.errors import TicketCoreError
 log = logging.getLogger("ticketcore.web")
 
 
+#: msgspec names an unknown or missing field only in its message, e.g. "Object contains
+#: unknown field `colour`"; Litestar's ``key`` is then the enclosing object.
+_FIELD_IN_MESSAGE = re.compile(r"^Object (?:contains unknown|missing required) field `([^`]+)`")
+
+
 def _field_of(extra: Any) -> str | None:
-    if isinstance(extra, list) and extra and isinstance(extra[0], dict):
-        key = extra[0].get("key")
-        return str(key) if key else None
-    return None
+    if not (isinstance(extra, list) and extra and isinstance(extra[0], dict)):
+        return None
+    first = extra[0]
+    key = str(first.get("key") or "")
+    # Litestar reports the whole request body under the handler's parameter name, "data",
+    # which means nothing to a client: the body's own fields are top-level names.
+    if first.get("source") == "body" and key == "data":
+        key = ""
+    # Name the offending field itself ("colour", "requester.emial"), not its parent object.
+    named = _FIELD_IN_MESSAGE.match(str(first.get("message") or ""))
+    if named:
+        key = f"{key}.{named.group(1)}" if key else named.group(1)
+    return key or None
 
 
 def core_error(_: Request[Any, Any, Any], exc: TicketCoreError) -> Response[Any]:

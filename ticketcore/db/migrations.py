@@ -7,6 +7,7 @@ processes starting at once migrate exactly once (the others wait, then find noth
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 
 from piccolo.table import Table
 
@@ -39,13 +40,17 @@ _INITIAL_INDEXES = (
 async def create_tables(db: Database, tables: Sequence[type[Table]]) -> None:
     """Create tables (and their single-column indexes) that do not exist yet."""
     for table in tables:
-        for ddl in table.create_table(if_not_exists=True).ddl:
-            await db.execute_ddl(ddl)
+        # piccolo renders DDL for the engine a table class is bound to, and that binding is
+        # process-global: another App created meanwhile (tests, a second helpdesk) may have
+        # re-bound it to its own engine. Re-bind and render without awaiting in between, so
+        # the statements are always this database's dialect.
+        db.bind([table])
+        statements = [*table.create_table(if_not_exists=True).ddl]
         for column in table._meta.columns:
             if column._meta.index:
-                index_ddl = table.create_index([column], if_not_exists=True).ddl
-                for ddl in index_ddl:
-                    await db.execute_ddl(ddl)
+                statements += table.create_index([column], if_not_exists=True).ddl
+        for ddl in statements:
+            await db.execute_ddl(ddl)
 
 
 async def _m0001_initial(db: Database) -> None:
@@ -66,12 +71,21 @@ async def migrate(db: Database, extra_tables: Sequence[type[Table]] = ()) -> lis
         if not db.is_sqlite:
             await db.fetch("SELECT pg_advisory_xact_lock({})", _ADVISORY_LOCK_KEY)
         await create_tables(db, [SchemaVersion])
-        done = {row["version"] for row in await SchemaVersion.select(SchemaVersion.version)}
+        # Raw SQL on ``db``, not SchemaVersion.select()/insert(): those run on whatever engine
+        # the (global) table class is bound to, which may be another App's, outside this
+        # transaction: two helpdesks starting at once then failed with "schema_version does
+        # not exist" or recorded the migration in the wrong database.
+        done = {row["version"] for row in await db.fetch("SELECT version FROM schema_version")}
         for version, name, migration in MIGRATIONS:
             if version in done:
                 continue
             await migration(db)
-            await SchemaVersion.insert(SchemaVersion(version=version, name=name))
+            await db.fetch(
+                "INSERT INTO schema_version (version, name, applied_at) VALUES ({}, {}, {})",
+                version,
+                name,
+                datetime.now(UTC),
+            )
             applied.append(f"{version:04d} {name}")
         if extra_tables:
             await create_tables(db, extra_tables)

@@ -238,6 +238,10 @@ class Principal(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def actor(self) -> Actor:
         """The same person as recorded in history."""
+        if self.id == 0:
+            # Principal.system() has no user row: recording it as "user 0" made the history
+            # point at a user that does not exist.
+            return Actor.system(self.name or "system")
         return Actor(kind="user", id=self.id, name=self.name, role=self.role)
 
     @property

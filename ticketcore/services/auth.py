@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ticketcore.domain.commands import NewUser
 from ticketcore.domain.enums import Role
@@ -160,11 +160,13 @@ class AuthService:
         return _principal(rows[0])
 
 
-def _principal(row: dict[str, object]) -> Principal:
+def _principal(row: dict[str, Any]) -> Principal:
+    # Rows are dict[str, Any] (as Database.fetch returns them): typed as dict[str, object]
+    # they needed misplaced type-ignores that mypy rejected.
     return Principal(
         id=int(row["id"]),
         name=str(row["name"]),
-        email=str(row["email"]),  # type: ignore[call-overload]
+        email=str(row["email"]),
         role=Role(row["role"]),
         contact_id=row["contact"],
-    )  # type: ignore[arg-type]
+    )

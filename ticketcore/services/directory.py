@@ -42,27 +42,59 @@ class DirectoryService:
             raise NotFound(f"contact {contact_id} not found", field=field)
         return _contact(rows[0])
 
+    async def find_contact(self, email: str, field: str = "email") -> Contact | None:
+        """The contact with this e-mail, if there is one (read-only)."""
+        return await self._by_email(normalise_email(email, field))
+
     async def ensure_contact(
         self, email: str, name: str | None, phone: str | None, now: datetime
     ) -> Contact:
-        """The contact with this e-mail, created if new (safe under concurrency)."""
+        """The contact with this e-mail, created if new (safe under concurrency).
+
+        Joins the caller's transaction when there is one.
+        """
         address = normalise_email(email, "requester.email")
         found = await self._by_email(address)
         if found:
             return found
         display = (name or "").strip() or address.split("@", 1)[0]
-        await self.db.fetch(
-            "INSERT INTO contact (name, email, phone, vip, created_at) VALUES ({}, {}, {}, {}, {})"
-            " ON CONFLICT (email) DO NOTHING",
-            display[:200],
-            address,
-            phone,
-            False,
-            now,
-        )
-        created = await self._by_email(address)
+        async with self.db.transaction():
+            await self.db.fetch(
+                "INSERT INTO contact (name, email, phone, vip, created_at) "
+                "VALUES ({}, {}, {}, {}, {}) ON CONFLICT (email) DO NOTHING",
+                display[:200],
+                address,
+                phone,
+                False,
+                now,
+            )
+            created = await self._by_email(address)
         assert created is not None
         return created
+
+    async def contacts_by_email(self, emails: list[str]) -> dict[str, Contact]:
+        """Known contacts among these (normalised) addresses, by address."""
+        if not emails:
+            return {}
+        marks = ", ".join(["{}"] * len(emails))
+        rows = await self.db.fetch(
+            "SELECT c.*, o.name AS o_name, o.vip AS o_vip FROM contact c "
+            f"LEFT JOIN organisation o ON o.id = c.organisation WHERE c.email IN ({marks})",
+            *emails,
+        )
+        return {row["email"]: _contact(row) for row in rows}
+
+    async def insert_contacts(self, contacts: list[Contact], now: datetime) -> None:
+        """Create contacts for new addresses (an address created meanwhile is kept)."""
+        unique = {c.email: c for c in contacts if c.email}
+        values = ", ".join(["({}, {}, {}, {}, {})"] * len(unique))
+        args = [v for c in unique.values() for v in (c.name[:200], c.email, c.phone, False, now)]
+        async with self.db.transaction():
+            await self.db.fetch(
+                "INSERT INTO contact (name, email, phone, vip, created_at) "
+                f"VALUES {values} ON CONFLICT (email) DO NOTHING",
+                *args,
+            )
 
     async def _by_email(self, address: str) -> Contact | None:
         rows = await self.db.fetch(

@@ -25,14 +25,18 @@ class EventDraft(msgspec.Struct, kw_only=True):
 async def record_events(
     app: App, ticket_id: int, actor: Actor, drafts: list[EventDraft], now: datetime
 ) -> list[int]:
-    """Append events (call inside the change's transaction) and queue their delivery to
-    ``ticket_event`` hooks; return the new event ids."""
-    if not drafts:
-        return []
-    values = ", ".join(["({}, {}, {}, {}, {}, {}, {}, {})"] * len(drafts))
-    args: list[Any] = []
-    for draft in drafts:
-        args += [
+    """Append events of one ticket (call inside the change's transaction) and queue their
+    delivery to ``ticket_event`` hooks; return the new event ids."""
+    return await record_events_many(app, [(ticket_id, actor, drafts)], now)
+
+
+async def record_events_many(
+    app: App, items: list[tuple[int, Actor, list[EventDraft]]], now: datetime
+) -> list[int]:
+    """Append the events of several tickets in one statement, in order; queue their
+    delivery to ``ticket_event`` hooks in the same transaction; return the event ids."""
+    rows_args = [
+        [
             ticket_id,
             draft.kind,
             actor.kind,
@@ -42,15 +46,20 @@ async def record_events(
             dump_json(draft.data),
             now,
         ]
+        for ticket_id, actor, drafts in items
+        for draft in drafts
+    ]
+    if not rows_args:
+        return []
+    values = ", ".join(["({}, {}, {}, {}, {}, {}, {}, {})"] * len(rows_args))
     rows = await app.db.fetch(
         "INSERT INTO ticket_event (ticket, kind, actor_kind, actor_id, actor_name, changes, "
         f"data, created_at) VALUES {values} RETURNING id",
-        *args,
+        *[value for row in rows_args for value in row],
     )
-    ids = [row["id"] for row in rows]
+    ids = sorted(row["id"] for row in rows)
     if app.hooks.implementers("ticket_event"):
-        for event_id in ids:
-            await app.jobs.enqueue(
-                "ticket_event", {"event_id": event_id}, key=f"ticket_event:{event_id}"
-            )
+        await app.jobs.enqueue_many(
+            "ticket_event", [({"event_id": i}, f"ticket_event:{i}") for i in ids]
+        )
     return ids

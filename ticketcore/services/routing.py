@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -118,6 +118,21 @@ def _check_decision(
 
 async def record_assignment(app: App, team_id: int, user_id: int, now: datetime) -> None:
     """Keep round-robin state in the database, so it survives restarts."""
+    # "Least recently assigned" must be a strict order: when two assignments get the same
+    # timestamp (a coarse clock, a burst within one tick, a frozen test clock) the tie went to
+    # the lowest agent id, so one agent took every ticket of the burst. Stamp each assignment
+    # after every earlier one in the team. (Typed column values, not MAX(): SQLite returns an
+    # aggregate of a timestamp column as text.)
+    stamps = [
+        row["last_assigned_at"]
+        for row in await app.db.fetch(
+            "SELECT last_assigned_at FROM team_member WHERE team = {} "
+            "AND last_assigned_at IS NOT NULL",
+            team_id,
+        )
+    ]
+    if stamps and max(stamps) >= now:
+        now = max(stamps) + timedelta(microseconds=1)
     await app.db.fetch(
         "UPDATE team_member SET last_assigned_at = {}, assigned_count = assigned_count + 1 "
         'WHERE team = {} AND "user" = {}',
@@ -125,3 +140,21 @@ async def record_assignment(app: App, team_id: int, user_id: int, now: datetime)
         team_id,
         user_id,
     )
+
+
+def note_assignment(
+    context: RoutingContext, team_id: int, user_id: int, now: datetime
+) -> RoutingContext:
+    """The context as it is after ``user_id`` got a ticket in ``team_id`` at ``now``: lets
+    several tickets be routed from one snapshot (a batch) as if one after the other."""
+    team = context.teams[team_id]
+    # Same strict order as record_assignment: after every earlier stamp of the team.
+    stamps = [a.last_assigned_at for a in team.agents if a.last_assigned_at is not None]
+    if stamps and max(stamps) >= now:
+        now = max(stamps) + timedelta(microseconds=1)
+    agents = [
+        msgspec.structs.replace(a, last_assigned_at=now) if a.id == user_id else a
+        for a in team.agents
+    ]
+    teams = {**context.teams, team_id: msgspec.structs.replace(team, agents=agents)}
+    return msgspec.structs.replace(context, teams=teams)

@@ -7,7 +7,9 @@ part-way rolls everything back.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import builtins  # in TicketService, `list` names the method: annotations use builtins.list
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -41,9 +43,10 @@ from ticketcore.errors import (
 )
 from ticketcore.services import permissions
 from ticketcore.services.attachments import AttachmentStore
+from ticketcore.services.directory import normalise_email
 from ticketcore.services.history import EventDraft, record_events
 from ticketcore.services.html import html_to_text, sanitize_html
-from ticketcore.services.routing import load_routing_context, record_assignment, run_routing_chain
+from ticketcore.services.routing import record_assignment
 from ticketcore.services.rows import (
     TICKET_COLUMNS,
     TICKET_FROM,
@@ -54,6 +57,7 @@ from ticketcore.services.rows import (
     link_from_row,
     ticket_from_row,
 )
+from ticketcore.services.ticket_writer import PendingTicket, TicketBatchWriter
 from ticketcore.services.triage import triage
 
 if TYPE_CHECKING:
@@ -115,6 +119,7 @@ class TicketService:
         self.app = app
         self.db = app.db
         self.store = AttachmentStore(app.settings.storage_dir, app.settings.limits)
+        self.writer = TicketBatchWriter(app)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -205,7 +210,7 @@ class TicketService:
         more = len(rows) > limit
         return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
 
-    async def entries(self, viewer: Principal, ticket_id: int) -> list[Entry]:
+    async def entries(self, viewer: Principal, ticket_id: int) -> builtins.list[Entry]:
         """The conversation, oldest first; customers never get internal or system notes."""
         row = await self._row(ticket_id)
         permissions.ensure_can_view(viewer, ticket_id, row["requester"])
@@ -231,7 +236,7 @@ class TicketService:
         )
         return entry_from_row(rows[0], [attachment_from_row(f) for f in files])
 
-    async def events(self, viewer: Principal, ticket_id: int) -> list[TicketEvent]:
+    async def events(self, viewer: Principal, ticket_id: int) -> builtins.list[TicketEvent]:
         """The history, oldest first. Customers do not see the internal history."""
         row = await self._row(ticket_id)
         permissions.ensure_can_view(viewer, ticket_id, row["requester"])
@@ -275,7 +280,20 @@ class TicketService:
             return await self.app.directory.contact(req.id, field="requester.id")
         if not req.email:
             raise ValidationFailed("give the requester: an id or an e-mail", field="requester")
-        return await self.app.directory.ensure_contact(req.email, req.name, req.phone, now)
+        address = normalise_email(req.email, "requester.email")
+        if self._triage_needs_requester():
+            found = await self.app.directory.find_contact(address, field="requester.email")
+            if found:
+                return found
+        # Unresolved (id 0): the batch writer finds or creates it inside the transaction,
+        # for the whole batch in one query.
+        name = (req.name or "").strip() or address.split("@", 1)[0]
+        return Contact(id=0, name=name[:200], email=address, phone=req.phone)
+
+    def _triage_needs_requester(self) -> bool:
+        """Triage plugins may look at the requester (VIP, domain): resolve it before them."""
+        hooks = self.app.hooks
+        return bool(hooks.implementers("classify_ticket") or hooks.implementers("enrich_ticket"))
 
     async def _check_refs(
         self, team_id: int | None, assignee_id: int | None, prefix: str = ""
@@ -300,7 +318,7 @@ class TicketService:
         author: Actor,
         text: str,
         html: str | None,
-        files: list[Any],
+        files: builtins.list[Any],
         now: datetime,
         message_id: str | None,
     ) -> int:
@@ -332,14 +350,14 @@ class TicketService:
             )
         return entry_id
 
-    async def _set_tags(self, ticket_id: int, tags: list[str]) -> None:
+    async def _set_tags(self, ticket_id: int, tags: builtins.list[str]) -> None:
         await self.db.fetch("DELETE FROM ticket_tag WHERE ticket = {}", ticket_id)
         if tags:
             values = ", ".join(["({}, {})"] * len(tags))
             args = [v for tag in tags for v in (ticket_id, tag)]
             await self.db.fetch(f"INSERT INTO ticket_tag (ticket, tag) VALUES {values}", *args)
 
-    def _store_files(self, uploads: list[Any], field: str) -> list[Any]:
+    def _store_files(self, uploads: builtins.list[Any], field: str) -> builtins.list[Any]:
         decoded = self.store.decode_all(uploads, field)
         return [self.store.store(u.filename, u.content_type, data) for u, data in decoded]
 
@@ -383,66 +401,28 @@ class TicketService:
             updated_at=now,
             description=text,
         )
+        created = {
+            "subject": subject,
+            "priority": cmd.priority.value,
+            "channel": cmd.channel,
+            "team_id": cmd.team_id,
+            "assignee_id": cmd.assignee_id,
+            "category": cmd.category,
+        }
         # Triage may do I/O (CRM lookups): it runs before the transaction opens.
         draft, triage_events = await triage(self.app, draft)
-        routing_events: list[EventDraft] = []
-        async with self.db.transaction():
-            await self._check_refs(cmd.team_id, cmd.assignee_id)
-            if draft.assignee_id is None and self.app.hooks.implementers("route_ticket"):
-                context = await load_routing_context(self.app, now)
-                draft, routing_events = run_routing_chain(self.app, draft, context)
-            rows = await self.db.fetch(
-                "INSERT INTO ticket (key, subject, description, status, priority, category, "
-                "channel, requester, team, assignee, custom_fields, tags, version, created_at, "
-                "updated_at) VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 1, {}, {}) "
-                "RETURNING id",
-                draft.key,
-                draft.subject,
-                draft.description,
-                draft.status.value,
-                draft.priority.value,
-                draft.category,
-                draft.channel,
-                requester.id,
-                draft.team_id,
-                draft.assignee_id,
-                dump_json(draft.custom_fields),
-                dump_json(draft.tags),
-                now,
-                now,
-            )
-            ticket_id: int = rows[0]["id"]
-            if draft.tags:
-                await self._set_tags(ticket_id, draft.tags)
-            await self._insert_entry(
-                ticket_id,
-                EntryKind.MESSAGE_IN,
-                Actor(kind="contact", id=requester.id, name=requester.name),
-                text,
-                html,
-                files,
-                now,
-                cmd.message_id,
-            )
-            if draft.assignee_id is not None and draft.team_id is not None and routing_events:
-                await record_assignment(self.app, draft.team_id, draft.assignee_id, now)
-            created = EventDraft(
-                kind="created",
-                data={
-                    "subject": subject,
-                    "priority": cmd.priority.value,
-                    "channel": cmd.channel,
-                    "requester_id": requester.id,
-                    "team_id": cmd.team_id,
-                    "assignee_id": cmd.assignee_id,
-                    "category": cmd.category,
-                },
-            )
-            await record_events(
-                self.app, ticket_id, actor.actor, [created, *triage_events, *routing_events], now
-            )
-        self.app.jobs.wake()
-        return msgspec.structs.replace(draft, id=ticket_id)
+        await self._check_refs(cmd.team_id, cmd.assignee_id)
+        pending = PendingTicket(
+            actor=actor,
+            draft=draft,
+            body_html=html,
+            files=files,
+            message_id=cmd.message_id,
+            created=created,
+            events=triage_events,
+            future=asyncio.get_running_loop().create_future(),
+        )
+        return await self.writer.write(pending)
 
     async def update(
         self, actor: Principal, ticket_id: int, patch: TicketPatch, version: int | None = None

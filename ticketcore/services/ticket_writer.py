@@ -1,0 +1,266 @@
+"""Group commit for new tickets.
+
+Under load many tickets arrive at once. Writing each in its own transaction costs a BEGIN,
+a COMMIT and four or five statements per ticket; on SQLite those transactions are
+serialised anyway. ``TicketBatchWriter`` lets concurrent creations share one transaction:
+the first caller to arrive becomes the *leader* and writes everything queued, in batches,
+with one multi-row statement per table; the others wait for their result. A batch that
+fails is retried ticket by ticket, so one bad ticket never fails its neighbours. Alone, a
+ticket is simply a batch of one: there is a single write path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ticketcore.domain.enums import EntryKind
+from ticketcore.domain.models import Actor, Principal, RoutingContext, Ticket
+from ticketcore.services.attachments import StoredFile
+from ticketcore.services.history import EventDraft, record_events_many
+from ticketcore.services.routing import (
+    load_routing_context,
+    note_assignment,
+    record_assignment,
+    run_routing_chain,
+)
+from ticketcore.services.rows import dump_json
+
+if TYPE_CHECKING:
+    from ticketcore.app import App
+
+MAX_BATCH = 64
+
+
+class PendingTicket(msgspec.Struct, kw_only=True):
+    """A validated, triaged ticket waiting to be written."""
+
+    actor: Principal
+    draft: Ticket
+    body_html: str | None
+    files: list[StoredFile]
+    message_id: str | None
+    #: The ``created`` event's data: the values as submitted, before triage changed them.
+    created: dict[str, Any]
+    events: list[EventDraft]
+    future: asyncio.Future[Ticket]
+
+
+class TicketBatchWriter:
+    """Writes new tickets of one application, coalescing concurrent ones."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._queue: list[PendingTicket] = []
+        self._leader_active = False
+        self._leader: asyncio.Task[None] | None = None  # keeps the running leader referenced
+
+    async def write(self, pending: PendingTicket) -> Ticket:
+        """Queue a ticket and return it once committed (with its id), or raise its error."""
+        if self.app.db.in_transaction():
+            # The caller has its own transaction: this ticket must commit or roll back with
+            # it, and no other caller's ticket may join it (a rollback there would drop
+            # tickets already returned to their creators; a leader elsewhere would commit
+            # this one even if the caller rolls back). Write it alone, in that transaction.
+            [ticket] = await self._insert([pending])
+            return ticket
+        self._queue.append(pending)
+        if not self._leader_active:
+            # The leader runs as a task of its own, not in the creator who started it: when
+            # that creator was cancelled (a timeout, a client gone) mid-batch, the others in
+            # the batch waited for their futures forever.
+            self._leader_active = True
+            self._leader = asyncio.create_task(self._lead(), name="ticketcore-ticket-writer")
+        return await pending.future
+
+    async def _lead(self) -> None:
+        """Write queued tickets, batch after batch, until the queue is empty."""
+        batch: list[PendingTicket] = []
+        try:
+            while self._queue:
+                # Yield once so creations already under way can join this batch (on
+                # SQLite the writes below never suspend, so nobody could join otherwise).
+                await asyncio.sleep(0)
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                await self._write_batch(batch)
+                batch = []
+        except BaseException as exc:  # cancelled (shutdown) or a bug: nobody waits forever
+            waiting, self._queue = [*batch, *self._queue], []
+            for item in waiting:
+                if not item.future.done():
+                    item.future.set_exception(
+                        exc if isinstance(exc, Exception) else RuntimeError("writer stopped")
+                    )
+            raise
+        finally:
+            self._leader_active = False
+
+    async def _write_batch(self, batch: list[PendingTicket]) -> None:
+        try:
+            results = await self._insert(batch)
+        except Exception as exc:
+            if len(batch) == 1:
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(exc)
+                return
+            for item in batch:  # isolate the culprit: each alone
+                await self._write_batch([item])
+            return
+        for item, ticket in zip(batch, results, strict=True):
+            if not item.future.done():
+                item.future.set_result(ticket)
+        self.app.jobs.wake()
+
+    async def _insert(self, batch: list[PendingTicket]) -> list[Ticket]:
+        app, db = self.app, self.app.db
+        now = app.clock.now()
+        async with db.transaction():
+            drafts = await self._with_contacts([item.draft for item in batch], now)
+            routing = await self._route(drafts, now)
+            drafts = [d for d, _ in routing]
+            columns = 15
+            values = ", ".join(["(" + ", ".join(["{}"] * columns) + ")"] * len(drafts))
+            args: list[Any] = []
+            for d in drafts:
+                args += [
+                    d.key,
+                    d.subject,
+                    d.description,
+                    d.status.value,
+                    d.priority.value,
+                    d.category,
+                    d.channel,
+                    d.requester.id,
+                    d.team_id,
+                    d.assignee_id,
+                    dump_json(d.custom_fields),
+                    dump_json(d.tags),
+                    1,
+                    now,
+                    now,
+                ]
+            rows = await db.fetch(
+                "INSERT INTO ticket (key, subject, description, status, priority, category, "
+                "channel, requester, team, assignee, custom_fields, tags, version, created_at, "
+                f"updated_at) VALUES {values} RETURNING id, key",
+                *args,
+            )
+            ids = {row["key"]: row["id"] for row in rows}
+            drafts = [
+                msgspec.structs.replace(d, id=ids[d.key], created_at=now, updated_at=now)
+                for d in drafts
+            ]
+            await self._insert_tags(drafts)
+            await self._insert_entries(batch, drafts, now)
+            for d, (_, routed) in zip(drafts, routing, strict=True):
+                if routed and d.assignee_id is not None and d.team_id is not None:
+                    await record_assignment(app, d.team_id, d.assignee_id, now)
+            await record_events_many(
+                app,
+                [
+                    (d.id, item.actor.actor, [_created_event(d, item), *item.events, *routed])
+                    for item, d, (_, routed) in zip(batch, drafts, routing, strict=True)
+                ],
+                now,
+            )
+        return drafts
+
+    async def _with_contacts(self, drafts: list[Ticket], now: datetime) -> list[Ticket]:
+        """Resolve requesters not yet known by id: one lookup for the batch, and one insert
+        for the addresses never seen before."""
+        emails = sorted({d.requester.email or "" for d in drafts if not d.requester.id})
+        if not emails:
+            return drafts
+        directory = self.app.directory
+        found = await directory.contacts_by_email(emails)
+        missing = [
+            d.requester for d in drafts if not d.requester.id and d.requester.email not in found
+        ]
+        if missing:
+            await directory.insert_contacts(missing, now)
+            found.update(await directory.contacts_by_email([c.email or "" for c in missing]))
+        return [
+            d
+            if d.requester.id
+            else msgspec.structs.replace(d, requester=found[d.requester.email or ""])
+            for d in drafts
+        ]
+
+    async def _route(
+        self,
+        drafts: list[Ticket],
+        now: datetime,
+    ) -> list[tuple[Ticket, list[EventDraft]]]:
+        if not self.app.hooks.implementers("route_ticket"):
+            return [(d, []) for d in drafts]
+        context: RoutingContext | None = None
+        routed: list[tuple[Ticket, list[EventDraft]]] = []
+        for draft in drafts:
+            if draft.assignee_id is not None:
+                routed.append((draft, []))
+                continue
+            if context is None:
+                context = await load_routing_context(self.app, now)
+            result, events = run_routing_chain(self.app, draft, context)
+            if result.assignee_id is not None and result.team_id is not None and events:
+                # Later tickets of this batch must see this assignment (round robin).
+                context = note_assignment(context, result.team_id, result.assignee_id, now)
+            routed.append((result, events))
+        return routed
+
+    async def _insert_tags(self, drafts: list[Ticket]) -> None:
+        pairs = [(d.id, tag) for d in drafts for tag in d.tags]
+        if pairs:
+            values = ", ".join(["({}, {})"] * len(pairs))
+            await self.app.db.fetch(
+                f"INSERT INTO ticket_tag (ticket, tag) VALUES {values}",
+                *[v for pair in pairs for v in pair],
+            )
+
+    async def _insert_entries(
+        self, batch: list[PendingTicket], drafts: list[Ticket], now: datetime
+    ) -> None:
+        values = ", ".join(["({}, {}, {}, {}, {}, {}, {}, {}, {})"] * len(drafts))
+        args: list[Any] = []
+        for item, d in zip(batch, drafts, strict=True):
+            author = Actor(kind="contact", id=d.requester.id, name=d.requester.name)
+            args += [
+                d.id,
+                EntryKind.MESSAGE_IN.value,
+                author.kind,
+                author.id,
+                author.name,
+                d.description,
+                item.body_html,
+                item.message_id,
+                now,
+            ]
+        rows = await self.app.db.fetch(
+            "INSERT INTO entry (ticket, kind, author_kind, author_id, author_name, body_text, "
+            f"body_html, message_id, created_at) VALUES {values} RETURNING id, ticket",
+            *args,
+        )
+        entry_of = {row["ticket"]: row["id"] for row in rows}
+        files = [
+            (entry_of[d.id], d.id, f)
+            for item, d in zip(batch, drafts, strict=True)
+            for f in item.files
+        ]
+        if files:
+            values = ", ".join(["({}, {}, {}, {}, {}, {})"] * len(files))
+            await self.app.db.fetch(
+                "INSERT INTO attachment (entry, ticket, filename, content_type, size, sha256) "
+                f"VALUES {values}",
+                *[
+                    v
+                    for entry_id, ticket_id, f in files
+                    for v in (entry_id, ticket_id, f.filename, f.content_type, f.size, f.sha256)
+                ],
+            )
+
+
+def _created_event(draft: Ticket, item: PendingTicket) -> EventDraft:
+    return EventDraft(kind="created", data={**item.created, "requester_id": draft.requester.id})
