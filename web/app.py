@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from ticketcore import __version__
 from ticketcore.app import App
 from ticketcore.web.api.system import SystemController, healthz
-from ticketcore.web.api.tickets import TicketController
+from ticketcore.web.api.tickets import AttachmentController, TicketController
 from ticketcore.web.auth import provide_helpdesk, provide_principal
 from ticketcore.web.errors import EXCEPTION_HANDLERS
 
@@ -43,7 +43,13 @@ def create_app(
         route for _, routes in helpdesk.hooks.collect("register_routes") for route in routes or []
     ]
     app = Litestar(
-        route_handlers=[healthz, TicketController, SystemController, *plugin_routes],
+        route_handlers=[
+            healthz,
+            TicketController,
+            AttachmentController,
+            SystemController,
+            *plugin_routes,
+        ],
         dependencies={
             "helpdesk": Provide(provide_helpdesk),
             "principal": Provide(provide_principal),

@@ -28,6 +28,7 @@ from ticketcore.domain.enums import EntryKind, LinkKind, Priority, Status
 from ticketcore.domain.lifecycle import resolve_transition
 from ticketcore.domain.models import (
     Actor,
+    AttachmentInfo,
     Contact,
     Entry,
     Principal,
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from ticketcore.app import App
 
 MAX_PAGE = 100
+PUBLIC_ENTRY_KINDS = (EntryKind.MESSAGE_IN.value, EntryKind.MESSAGE_OUT.value)
 _PATCH_FIELDS = {
     "subject": "subject",
     "priority": "priority",
@@ -252,6 +254,29 @@ class TicketService:
         if not rows:
             raise NotFound(f"event {event_id} not found")
         return event_from_row(rows[0])
+
+    async def attachment(
+        self, viewer: Principal, attachment_id: int
+    ) -> tuple[AttachmentInfo, bytes]:
+        """An attachment's metadata and bytes, if ``viewer`` may see the entry it belongs to
+        (a customer never gets the file of an internal note)."""
+        rows = await self.db.fetch(
+            "SELECT a.*, e.kind AS entry_kind, t.requester FROM attachment a "
+            "JOIN entry e ON e.id = a.entry JOIN ticket t ON t.id = a.ticket WHERE a.id = {}",
+            attachment_id,
+        )
+        missing = NotFound(f"attachment {attachment_id} not found", field="attachment_id")
+        if not rows:
+            raise missing
+        row = rows[0]
+        try:
+            permissions.ensure_can_view(viewer, row["ticket"], row["requester"])
+        except NotFound:
+            raise missing from None
+        if not viewer.is_staff and row["entry_kind"] not in PUBLIC_ENTRY_KINDS:
+            raise missing
+        info = attachment_from_row(row)
+        return info, self.store.read(info.sha256)
 
     # --- helpers ----------------------------------------------------------------------------
 

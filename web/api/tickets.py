@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from litestar import Controller, Response, get, patch, post
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
@@ -168,3 +169,27 @@ class TicketController(Controller):
     ) -> Response[Ticket]:
         """Relate to another ticket: parent, merged_into (closes this one) or related."""
         return _with_etag(await helpdesk.tickets.link(principal, ticket_id, data), 200)
+
+
+class AttachmentController(Controller):
+    """``/api/v1/attachments``"""
+
+    path = "/api/v1/attachments"
+    tags = ["tickets"]
+
+    @get("/{attachment_id:int}", media_type="application/octet-stream")
+    async def download(
+        self, attachment_id: FromPath[int], helpdesk: HelpdeskDep, principal: PrincipalDep
+    ) -> Response[bytes]:
+        """The file, with its content type; the checksum is in the ETag."""
+        info, data = await helpdesk.tickets.attachment(principal, attachment_id)
+        disposition = f"attachment; filename*=UTF-8''{quote(info.filename)}"
+        return Response(
+            data,
+            media_type=info.content_type,
+            headers={
+                "Content-Disposition": disposition,
+                "ETag": f'"{info.sha256}"',
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
