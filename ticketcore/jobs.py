@@ -56,6 +56,7 @@ class JobQueue:
         self.batch_size = batch_size
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._wake = asyncio.Event()
+        self._enqueued = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -85,6 +86,7 @@ class JobQueue:
             raise ValueError(f"no handler registered for job kind {kind!r}")
         if not jobs:
             return
+        self._enqueued += len(jobs)
         now = self.app.clock.now()
         values = ", ".join(["({}, {}, {}, 'pending', {}, 0, 8, {})"] * len(jobs))
         args: list[Any] = []
@@ -97,8 +99,22 @@ class JobQueue:
         )
 
     def wake(self) -> None:
-        """Tell the local worker that new jobs are due (after a commit)."""
-        self._wake.set()
+        """Tell the local worker that new jobs are due (after a commit); a no-op when this
+        process enqueued nothing since the last wake, so plain writes cost the worker nothing."""
+        if self._enqueued:
+            self._enqueued = 0
+            self._wake.set()
+
+    async def any_due(self) -> bool:
+        """Whether a job is due or has an expired lease: a cheap read before claiming."""
+        now = self.app.clock.now()
+        rows = await self.app.db.fetch(
+            "SELECT id FROM job WHERE (status = 'pending' AND run_at <= {}) "
+            "OR (status = 'running' AND locked_until < {}) LIMIT 1",
+            now,
+            now,
+        )
+        return bool(rows)
 
     async def claim(self, limit: int | None = None) -> list[JobRecord]:
         """Claim up to ``limit`` due jobs for this worker, with a lease."""
@@ -113,6 +129,8 @@ class JobQueue:
             "RETURNING id, kind, payload, attempts, max_attempts"
         )
         args = (self.worker_id, now + self.lease, now, now, limit or self.batch_size)
+        if not db.in_transaction() and not await self.any_due():
+            return []  # nothing to do: no write (on SQLite a write takes the one writer)
         async with db.transaction():  # on SQLite the claim must go through the one writer
             rows = await db.fetch(sql, *args)
         return [

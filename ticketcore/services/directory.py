@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from ticketcore.app import App
 
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+_CONTACT_SELECT = (
+    "SELECT c.*, o.name AS o_name, o.vip AS o_vip FROM contact c "
+    "LEFT JOIN organisation o ON o.id = c.organisation"
+)
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,99}$")
 
 
@@ -34,8 +38,7 @@ class DirectoryService:
     async def contact(self, contact_id: int, field: str = "contact_id") -> Contact:
         """A contact by id."""
         rows = await self.db.fetch(
-            "SELECT c.*, o.name AS o_name, o.vip AS o_vip FROM contact c "
-            "LEFT JOIN organisation o ON o.id = c.organisation WHERE c.id = {}",
+            f"{_CONTACT_SELECT} WHERE c.id = {{}}",
             contact_id,
         )
         if not rows:
@@ -78,8 +81,7 @@ class DirectoryService:
             return {}
         marks = ", ".join(["{}"] * len(emails))
         rows = await self.db.fetch(
-            "SELECT c.*, o.name AS o_name, o.vip AS o_vip FROM contact c "
-            f"LEFT JOIN organisation o ON o.id = c.organisation WHERE c.email IN ({marks})",
+            f"{_CONTACT_SELECT} WHERE c.email IN ({marks})",
             *emails,
         )
         return {row["email"]: _contact(row) for row in rows}
@@ -98,8 +100,7 @@ class DirectoryService:
 
     async def _by_email(self, address: str) -> Contact | None:
         rows = await self.db.fetch(
-            "SELECT c.*, o.name AS o_name, o.vip AS o_vip FROM contact c "
-            "LEFT JOIN organisation o ON o.id = c.organisation WHERE c.email = {}",
+            f"{_CONTACT_SELECT} WHERE c.email = {{}}",
             address,
         )
         return _contact(rows[0]) if rows else None
