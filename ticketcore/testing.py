@@ -220,14 +220,11 @@ async def seed_helpdesk(app: App) -> Seed:
     """A team (``support``), an admin, two agents in the team, two customers, a token each."""
     team_id = await app.directory.create_team("Support", "support")
     people = {
-        "admin": NewUser(
-            email="admin@example.org", name="Ada Admin", role=Role.ADMIN, password="admin-password"
-        ),
+        "admin": NewUser(email="admin@example.org", name="Ada Admin", role=Role.ADMIN),
         "agent": NewUser(
             email="agent@example.org",
             name="Alex Agent",
             role=Role.AGENT,
-            password="agent-password",
             team_ids=[team_id],
         ),
         "agent2": NewUser(
@@ -237,7 +234,6 @@ async def seed_helpdesk(app: App) -> Seed:
             email="carol@customer.test",
             name="Carol Customer",
             role=Role.CUSTOMER,
-            password="carol-password",
         ),
         "other_customer": NewUser(
             email="dave@customer.test", name="Dave Other", role=Role.CUSTOMER
