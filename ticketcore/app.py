@@ -12,7 +12,7 @@ from ticketcore.clock import Clock
 from ticketcore.config import Settings
 from ticketcore.db.database import Database
 from ticketcore.db.migrations import migrate
-from ticketcore.db.tables import CORE_TABLES
+from ticketcore.db.tables import ALL_TABLES
 from ticketcore.errors import ConfigError
 from ticketcore.hooks import Hooks
 from ticketcore.jobs import JobHandler, JobQueue, core_job_handlers
@@ -44,7 +44,7 @@ class App:
         self.plugin_tables = [
             t for _, tables in self.hooks.collect("register_tables") for t in (tables or [])
         ]
-        self.db.bind([*CORE_TABLES, *self.plugin_tables])
+        self.db.bind([*ALL_TABLES, *self.plugin_tables])
         self.jobs = JobQueue(self, self._job_handlers())
         self.tickets = TicketService(self)
         self.auth = AuthService(self)

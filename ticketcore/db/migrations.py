@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from piccolo.table import Table
 
 from ticketcore.db.database import Database
-from ticketcore.db.tables import CORE_TABLES, SchemaVersion
+from ticketcore.db.tables import CORE_TABLES, AgentSkill, SchemaVersion
 
 Migration = Callable[[Database], Awaitable[None]]
 _ADVISORY_LOCK_KEY = 7_277_001
@@ -59,8 +59,40 @@ async def _m0001_initial(db: Database) -> None:
         await db.execute_ddl(ddl)
 
 
+async def _columns(db: Database, table: str) -> set[str]:
+    """Names of the columns ``table`` has now."""
+    if db.is_sqlite:
+        rows = await db.fetch(f"SELECT name FROM pragma_table_info('{table}')")
+    else:
+        rows = await db.fetch(
+            "SELECT column_name AS name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = {}",
+            table,
+        )
+    return {row["name"] for row in rows}
+
+
+async def _m0002_routing(db: Database) -> None:
+    """Agent availability (online/away/offline) and skills with levels, for routing.
+
+    0001 creates tables from the current table classes, so a database created after this
+    migration was written already has ``app_user.availability``: add it only when missing.
+    An agent switched off (``available`` false) starts offline.
+    """
+    if "availability" not in await _columns(db, "app_user"):
+        await db.execute_ddl(
+            "ALTER TABLE app_user ADD COLUMN availability VARCHAR(10) NOT NULL DEFAULT 'online'"
+        )
+        await db.fetch("UPDATE app_user SET availability = 'offline' WHERE available = {}", False)
+    await create_tables(db, [AgentSkill])
+    await db.execute_ddl(
+        'CREATE UNIQUE INDEX IF NOT EXISTS ux_agent_skill ON agent_skill ("user", skill)'
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _m0001_initial),
+    (2, "agent availability and skills", _m0002_routing),
 ]
 
 

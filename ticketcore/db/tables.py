@@ -59,7 +59,12 @@ class User(Table, tablename="app_user"):
     role = Varchar(length=20)
     password_hash = Varchar(length=300, null=True, default=None)
     active = Boolean(default=True)
+    #: Whether routing may assign this agent at all (an account switch).
     available = Boolean(default=True)
+    #: Presence: online, away or offline; only online agents get routed tickets.
+    #: Added by migration 0002 (databases created later get it from 0001's tables).
+    availability = Varchar(length=10, default="online")
+    #: How many open tickets the agent can hold (``least_loaded``); None: the plugin's default.
     capacity = Integer(null=True, default=None)
     contact = ForeignKey(Contact, null=True, default=None, on_delete=OnDelete.set_null)
     created_at = Timestamptz(default=TimestamptzNow())
@@ -73,6 +78,15 @@ class TeamMember(Table, tablename="team_member"):
     user = ForeignKey(User, on_delete=OnDelete.cascade)
     last_assigned_at = Timestamptz(null=True, default=None)
     assigned_count = BigInt(default=0)
+
+
+class AgentSkill(Table, tablename="agent_skill"):
+    """A skill of an agent with a level from 1 (junior) to 5 (expert); added by 0002."""
+
+    id = Serial(primary_key=True)
+    user = ForeignKey(User, on_delete=OnDelete.cascade)
+    skill = Varchar(length=100)
+    level = Integer(default=1)
 
 
 class ApiToken(Table, tablename="api_token"):
@@ -212,3 +226,7 @@ CORE_TABLES: tuple[type[Table], ...] = (
     TicketEvent,
     Job,
 )
+
+#: Tables created by later migrations (0001 creates only ``CORE_TABLES``).
+LATER_TABLES: tuple[type[Table], ...] = (AgentSkill,)
+ALL_TABLES: tuple[type[Table], ...] = (*CORE_TABLES, *LATER_TABLES)

@@ -129,14 +129,42 @@ class TicketEvent(msgspec.Struct, frozen=True, kw_only=True):
     data: dict[str, Any] = {}
 
 
+#: An agent's presence: only ``online`` agents get routed tickets.
+Availability = Literal["online", "away", "offline"]
+AVAILABILITY_STATES: tuple[Availability, ...] = ("online", "away", "offline")
+#: Statuses that count towards an agent's load (``AgentSnapshot.open_tickets``).
+OPEN_STATUSES: tuple[Status, ...] = (
+    Status.NEW,
+    Status.OPEN,
+    Status.PENDING_CUSTOMER,
+    Status.ON_HOLD,
+)
+
+
 class AgentSnapshot(msgspec.Struct, frozen=True, kw_only=True):
-    """What a routing strategy may know of an agent."""
+    """What a routing strategy may know of an agent (one copy per team the agent is in).
+
+    ``available`` is the account's switch for taking routed tickets at all;
+    ``availability`` is the agent's presence. A strategy assigns only agents for which
+    :attr:`routable` is true. ``skills`` maps a skill name (lower case) to a level from 1
+    (junior) to 5 (expert). ``open_tickets`` counts the agent's tickets in any team whose
+    status is one of :data:`OPEN_STATUSES`, including those assigned earlier in the same
+    routing batch. ``last_assigned_at`` is per team (round-robin state).
+    """
 
     id: int
     name: str
     available: bool = True
+    availability: Availability = "online"
     capacity: int | None = None
     last_assigned_at: datetime | None = None
+    skills: dict[str, int] = {}
+    open_tickets: int = 0
+
+    @property
+    def routable(self) -> bool:
+        """Whether routing may assign this agent: switched on and online."""
+        return self.available and self.availability == "online"
 
 
 class TeamSnapshot(msgspec.Struct, frozen=True, kw_only=True):
