@@ -1,6 +1,5 @@
 """Boot hooks, on both engines: configure, startup/shutdown, register_tables,
-register_routes and register_jobs (register_templates is not used by the core yet: see
-tests/test_hookspecs_contract.py).
+register_routes and register_jobs.
 
 Test plugins are plain objects with ``@hookimpl`` methods, registered through
 ``helpdesk_factory(extra_plugins=[(name, obj)])``.
@@ -136,6 +135,8 @@ async def test_failing_startup_stops_start_naming_the_plugin(
         )
 
     assert caught.value.problems == ["broken: startup failed: RuntimeError: broken cannot startup"]
+    # The plugin that did start is shut down again; the broken one is not asked to.
+    assert sorted(log) == ["broken.startup", "fine.shutdown", "fine.startup"]
 
 
 async def test_shutdown_failures_are_isolated(helpdesk_factory: HelpdeskFactory) -> None:

@@ -25,12 +25,7 @@ TESTS = Path(__file__).resolve().parent
 SKIPPED_DIRS = {"build", "dist", "__pycache__", ".tox"}
 
 #: Hooks with no test, and why; each one is reported to the maintainers.
-KNOWN_UNTESTED: dict[str, str] = {
-    "register_templates": (
-        "no core code collects it yet (web/ has no template engine): a test would only "
-        "prove that pluggy calls a function"
-    ),
-}
+KNOWN_UNTESTED: dict[str, str] = {}
 
 
 def hook_specs() -> dict[str, Callable[..., Any]]:

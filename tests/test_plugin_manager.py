@@ -598,3 +598,22 @@ def test_name_provided_by_two_distributions_is_reported(dists: FakeDistributions
     assert problem.startswith("plugins.twin: provided more than once: ")
     assert "tcfake_quiet (tc-fake-one)" in problem
     assert "tcfake_twin (tc-fake-two)" in problem
+
+
+def test_settings_for_a_plugin_that_is_not_installed_are_reported() -> None:
+    """A settings table with a misspelled plugin name stops start-up instead of being ignored;
+    settings of an installed plugin that is merely disabled are accepted."""
+    settings = settings_from_mapping(
+        {
+            "plugin": {
+                "routing": {"round_robbin": {"default_team": "support"}, "rules": {"rules": []}}
+            }
+        },
+        env={},
+    )
+    with pytest.raises(ConfigError) as caught:
+        build_plugin_manager(settings)
+    assert caught.value.problems == [
+        "plugin.routing.round_robbin: settings for a plugin that is not installed "
+        "(no entry point 'round_robbin' in ticketcore.routing)"
+    ]

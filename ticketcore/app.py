@@ -75,6 +75,10 @@ class App:
         outcomes = await self.hooks.broadcast("startup", app=self)
         failed = [f"{o.plugin}: startup failed: {o.error}" for o in outcomes if not o.ok]
         if failed:
+            # Let the plugins that did start release what they took, then give up.
+            started = {o.plugin for o in outcomes if o.ok}
+            if started:
+                await self.hooks.broadcast("shutdown", only=started, app=self)
             await self.db.close()
             raise ConfigError(failed)
         self._started = True

@@ -70,12 +70,6 @@ def register_routes() -> list[Any]:
 
 
 @hookspec
-def register_templates() -> list[str]:
-    """Return template folders; they are searched after user overrides, before the defaults."""
-    return []
-
-
-@hookspec
 def register_jobs() -> dict[str, Any]:
     """Return ``{job_kind: async handler(app, job)}`` for durable background jobs.
 

@@ -131,6 +131,26 @@ def _hook_names(pm: pluggy.PluginManager, plugin: Any) -> list[str]:
     return sorted(caller.name for caller in callers)
 
 
+def _settings_for_unknown_plugins(settings: Settings) -> list[str]:
+    """Settings tables naming a plugin that is not installed: almost always a typo.
+
+    Settings of an installed but disabled plugin are fine (an admin may switch it off and
+    keep its settings); the check reads metadata only, so nothing is imported.
+    """
+    problems = []
+    for kind, tables in settings.plugin.items():
+        namespace = NAMESPACES.get(kind)
+        if namespace is None:
+            continue  # reported by the settings validation
+        installed = {ep.name for ep in importlib.metadata.entry_points(group=namespace)}
+        for name in sorted(set(tables) - installed):
+            problems.append(
+                f"plugin.{kind}.{name}: settings for a plugin that is not installed "
+                f"(no entry point {name!r} in {namespace})"
+            )
+    return problems
+
+
 def build_plugin_manager(
     settings: Settings, extra_plugins: Sequence[tuple[str, Any]] = ()
 ) -> tuple[pluggy.PluginManager, list[LoadedPlugin]]:
@@ -143,6 +163,7 @@ def build_plugin_manager(
     problems: list[str] = []
     loaded: list[LoadedPlugin] = []
     secret_paths = set(settings.secret_paths)
+    problems += _settings_for_unknown_plugins(settings)
     for kind, namespace in NAMESPACES.items():
         names: list[str] = getattr(settings.plugins, kind)
         if not names:
