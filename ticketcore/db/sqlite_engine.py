@@ -194,9 +194,12 @@ class PersistentSQLiteEngine(SQLiteEngine):
                     raise
                 writer.execute("COMMIT")
                 return rows
+        # One hop to the reader thread that executes, fetches and closes the cursor. With
+        # execute and fetch as two hops, concurrent coroutines interleaved statements on a
+        # shared reader, and an unfinished statement kept its connection's read snapshot
+        # open: a read right after a commit could miss it (seen as 404 on a reply just saved).
         connection = await self._reader()
-        async with connection.execute(query, args or []) as cursor:
-            return await cursor.fetchall()
+        return await connection.execute_fetchall(query, args or [])
 
     async def _run_in_existing_connection(
         self,
