@@ -32,9 +32,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from apibench import workload
 from apibench.preload import preload, ticket_id_range
+from apibench.rawhttp import RawClient
 from apibench.report import (
     Configuration,
     print_configuration,
@@ -191,7 +191,7 @@ class Bench:
 
     async def _phase(
         self,
-        clients: list[httpx.AsyncClient],
+        clients: list[RawClient],
         name: str,
         calls: Sequence[workload.Call],
         c: int,
@@ -205,7 +205,7 @@ class Bench:
         )
         return outcome, summary
 
-    async def _warmup(self, clients: list[httpx.AsyncClient], c: int) -> None:
+    async def _warmup(self, clients: list[RawClient], c: int) -> None:
         if self.opts.warmup > 0:
             await run_phase(clients, "warmup", workload.list_calls(self.opts.warmup), c, 60.0)
 
@@ -430,7 +430,8 @@ def print_footer(console: Console, bench: Bench, elapsed: float) -> None:
     loop = bench.meta.get("event_loop", "?")
     console.print(
         f"\nClient and server share this machine's {cpu_count()} CPU cores: the client "
-        f"(httpx.AsyncClient, closed loop, {loop} event loop, one process), the server (one "
+        "(bench/apibench/rawhttp.py, a lean keep-alive HTTP/1.1 client; closed loop, "
+        f"{loop} event loop, one process), the server (one "
         "uvicorn process, --no-worker) and PostgreSQL compete for them, so the figures "
         "understate what the server alone could do."
     )

@@ -17,15 +17,22 @@ def helpdesk_of(request: Request[Any, Any, Any]) -> App:
     return request.app.state.helpdesk
 
 
-async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
-    """The authenticated caller, or 401 with a JSON body."""
+async def provide_principal(
+    request: Request[Any, Any, Any], helpdesk: NamedDependency[App]
+) -> Principal:
+    """The authenticated caller, or 401 with a JSON body.
+
+    It depends on ``helpdesk`` on purpose: dependencies at the same depth are resolved in an
+    anyio task group per request (two extra tasks, about a tenth of a create's CPU time);
+    chained, each is simply awaited.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotAuthenticated(
             "send an API token: 'Authorization: Bearer <token>'", field="Authorization"
         )
-    return await helpdesk_of(request).auth.authenticate_token(token.strip())
+    return await helpdesk.auth.authenticate_token(token.strip())
 
 
 async def provide_helpdesk(request: Request[Any, Any, Any]) -> App:

@@ -47,7 +47,9 @@ async def triage(app: App, ticket: Ticket) -> tuple[Ticket, list[EventDraft]]:
                     data={"plugin": plugin, "reason": answer.reason},
                 )
             )
-    for outcome in await app.hooks.broadcast("enrich_ticket", ticket=current):
+    enrichers = app.hooks.implementers("enrich_ticket")
+    outcomes = await app.hooks.broadcast("enrich_ticket", ticket=current) if enrichers else []
+    for outcome in outcomes:
         if not outcome.ok:
             events.append(
                 EventDraft(
