@@ -13,7 +13,7 @@ from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.table import Table
 
-from ticketcore.db.sqlite_engine import PersistentSQLiteEngine
+from ticketcore.db.sqlite_engine import WRITE_STATEMENT, PersistentSQLiteEngine
 from ticketcore.errors import ConfigError
 
 Dialect = Literal["sqlite", "postgres"]
@@ -119,18 +119,21 @@ class Database:
         """Whether the current task is inside a transaction of this database."""
         return self.engine.current_transaction.get() is not None
 
-    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+    async def fetch(self, sql: str, *args: Any, offload: bool = False) -> list[dict[str, Any]]:
         """Run raw SQL with ``{}`` placeholders and return rows as dicts.
 
         This is the hot path of every service, so it talks to the driver directly (piccolo's
         query objects cost about 0.1 ms each): inside a transaction on the transaction's
-        connection, outside on a reader (SQLite) or the pool (PostgreSQL).
+        connection, outside on the pool (PostgreSQL) or, on SQLite, inline for short reads
+        and on a reader thread with ``offload=True`` for reads that may scan many rows.
         """
         query = _compile(sql, self.dialect)
         current = self.engine.current_transaction.get()
         if isinstance(self.engine, PersistentSQLiteEngine):
             if current is not None:
                 return current.connection.execute(query, args).fetchall()
+            if not offload and not WRITE_STATEMENT.match(query):
+                return self.engine.read_inline(query, args)
             return await self.engine._run_in_new_connection(query, list(args))
         if current is not None:
             rows = await current.connection.fetch(query, *args)

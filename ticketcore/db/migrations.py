@@ -90,9 +90,17 @@ async def _m0002_routing(db: Database) -> None:
     )
 
 
+async def _m0003_working_hours(db: Database) -> None:
+    """Agents' working hours (JSON, null: always on shift); added only when missing, as
+    in 0002."""
+    if "working_hours" not in await _columns(db, "app_user"):
+        await db.execute_ddl("ALTER TABLE app_user ADD COLUMN working_hours JSON")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _m0001_initial),
     (2, "agent availability and skills", _m0002_routing),
+    (3, "agent working hours", _m0003_working_hours),
 ]
 
 

@@ -24,12 +24,13 @@ import itertools
 import re
 import sqlite3
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType, dict_factory
 
-_WRITE_STATEMENT = re.compile(
+WRITE_STATEMENT = re.compile(
     r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|PRAGMA|VACUUM|ANALYZE)\b", re.I
 )
 _PRAGMAS = (
@@ -90,6 +91,7 @@ class PersistentSQLiteEngine(SQLiteEngine):
         self._readers: list[aiosqlite.Connection] = []
         self._reader_cycle: itertools.cycle[aiosqlite.Connection] | None = None
         self._writer: sqlite3.Connection | None = None
+        self._inline: sqlite3.Connection | None = None
         self._open_lock = asyncio.Lock()
         self._checkpointer: asyncio.Task[None] | None = None
         self.write_lock = asyncio.Lock()
@@ -104,6 +106,11 @@ class PersistentSQLiteEngine(SQLiteEngine):
             for pragma in _PRAGMAS:
                 writer.execute(pragma)
             self._writer = writer
+            inline = sqlite3.connect(**{**self.connection_kwargs, "timeout": 1})
+            inline.row_factory = dict_factory
+            inline.execute("PRAGMA foreign_keys = ON")
+            inline.execute("PRAGMA wal_autocheckpoint = 0")
+            self._inline = inline
             for _ in range(self._reader_count):
                 pending = aiosqlite.connect(**self.connection_kwargs)
                 # aiosqlite threads are not daemons: after a crash that skipped close(), the
@@ -136,8 +143,10 @@ class PersistentSQLiteEngine(SQLiteEngine):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._checkpointer
             self._checkpointer = None
-        readers, writer = self._readers, self._writer
-        self._readers, self._writer, self._reader_cycle = [], None, None
+        readers, writer, inline = self._readers, self._writer, self._inline
+        self._readers, self._writer, self._reader_cycle, self._inline = [], None, None, None
+        if inline is not None:
+            inline.close()
         for reader in readers:
             await reader.close()
         if writer is not None:
@@ -165,6 +174,17 @@ class PersistentSQLiteEngine(SQLiteEngine):
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
 
+    def read_inline(self, query: str, args: Sequence[Any]) -> list[Any]:
+        """Run a short read on the event loop's thread and return every row.
+
+        An indexed read with a LIMIT takes well under a millisecond: less than the round
+        trip to a reader thread, and without the GIL hand-offs. Reads that may scan
+        (free-text search, reports) go to the reader threads instead (``offload``).
+        """
+        if self._inline is None:
+            raise RuntimeError("the SQLite engine is not open: call Database.start() first")
+        return self._inline.execute(query, args).fetchall()
+
     async def _reader(self) -> aiosqlite.Connection:
         if self._reader_cycle is None:
             await self.open()
@@ -183,7 +203,7 @@ class PersistentSQLiteEngine(SQLiteEngine):
     ) -> Any:
         # Not in a transaction. A lone write statement becomes a one-statement write
         # transaction on the writer; reads go to a reader thread.
-        if _WRITE_STATEMENT.match(query):
+        if WRITE_STATEMENT.match(query):
             async with self.write_lock:
                 writer = self.writer()
                 await self.begin(writer, "IMMEDIATE")

@@ -18,6 +18,8 @@ from piccolo.columns import (
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
+from ticketcore.domain.models import OPEN_STATUSES
+
 
 class Organisation(Table, tablename="organisation"):
     """A customer organisation; its VIP flag raises its contacts' priority."""
@@ -66,6 +68,9 @@ class User(Table, tablename="app_user"):
     availability = Varchar(length=10, default="online")
     #: How many open tickets the agent can hold (``least_loaded``); None: the plugin's default.
     capacity = Integer(null=True, default=None)
+    #: Weekly shifts (``domain.models.WorkingHours`` as JSON); None: always on shift.
+    #: Added by migration 0003.
+    working_hours = JSON(null=True, default=None)
     contact = ForeignKey(Contact, null=True, default=None, on_delete=OnDelete.set_null)
     created_at = Timestamptz(default=TimestamptzNow())
 
@@ -226,6 +231,11 @@ CORE_TABLES: tuple[type[Table], ...] = (
     TicketEvent,
     Job,
 )
+
+#: The SQL condition for a ticket that counts towards its assignee's load (new, open,
+#: pending_customer, on_hold: ``domain.models.OPEN_STATUSES``). The load query reads it
+#: through the ``(status, id)`` index, so closed tickets are never scanned.
+OPEN_TICKET_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in OPEN_STATUSES))
 
 #: Tables created by later migrations (0001 creates only ``CORE_TABLES``).
 LATER_TABLES: tuple[type[Table], ...] = (AgentSkill,)

@@ -207,6 +207,7 @@ class TicketService:
             f"SELECT {TICKET_COLUMNS} {TICKET_FROM} {clause} ORDER BY t.id DESC LIMIT {{}}",
             *args,
             limit + 1,
+            offload=bool(filters.q),  # a text search may scan: keep it off the event loop
         )
         items = [ticket_from_row(r) for r in rows[:limit]]
         more = len(rows) > limit
