@@ -31,11 +31,19 @@ TICKET_FROM = (
 )
 
 
+# Enum lookups by value: a dict is several times cheaper than calling the Enum class, and
+# ticket lists build thousands of these.
+_STATUS = {s.value: s for s in Status}
+_PRIORITY = {p.value: p for p in Priority}
+_EMPTY_JSON: dict[str, Any] = {"[]": list, "{}": dict}
+
+
 def load_json(value: Any) -> Any:
     """JSON columns come back as text on both engines; decode when needed."""
     if value is None or isinstance(value, dict | list):
         return value
-    return msgspec.json.decode(value)
+    empty = _EMPTY_JSON.get(value) if isinstance(value, str) else None
+    return empty() if empty else msgspec.json.decode(value)
 
 
 def dump_json(value: Any) -> str:
@@ -51,8 +59,8 @@ def ticket_from_row(
         id=row["id"],
         key=row["key"],
         subject=row["subject"],
-        status=Status(row["status"]),
-        priority=Priority(row["priority"]),
+        status=_STATUS[row["status"]],
+        priority=_PRIORITY[row["priority"]],
         category=row["category"],
         channel=row["channel"],
         requester=Contact(
