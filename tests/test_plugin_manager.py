@@ -194,9 +194,9 @@ def test_broken_enabled_plugin_stops_start_up_naming_it(dists: FakeDistributions
 
 
 def test_enabled_but_not_installed_is_reported() -> None:
-    assert problems_of({"plugins": {"routing": ["rules", "skills"]}}) == [
-        "routing.skills: enabled in settings but not installed "
-        "(no entry point 'skills' in ticketcore.routing)"
+    assert problems_of({"plugins": {"routing": ["rules", "teleporter"]}}) == [
+        "routing.teleporter: enabled in settings but not installed "
+        "(no entry point 'teleporter' in ticketcore.routing)"
     ]
 
 

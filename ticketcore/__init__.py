@@ -31,6 +31,7 @@ from ticketcore.domain.models import (
     TeamSnapshot,
     Ticket,
     TicketEvent,
+    WorkingHours,
 )
 from ticketcore.errors import (
     ConfigError,
@@ -83,6 +84,7 @@ __all__ = [
     "TicketEvent",
     "ValidationFailed",
     "VersionConflict",
+    "WorkingHours",
     "create_helpdesk",
     "hookimpl",
     "load_settings",

@@ -118,7 +118,9 @@ def enrich_ticket(ticket: Ticket) -> Awaitable[dict[str, Any] | None] | dict[str
     """Look up outside data for a new ticket (may be async: CRM, directory).
 
     Return a dict merged into the ticket's custom fields, with an optional ``"priority"`` key
-    to raise (never lower) the priority, e.g. for a VIP. Isolated: a failing lookup is logged.
+    to raise (never lower) the priority, e.g. for a VIP, and an optional ``"reason"`` recorded
+    in the history (neither is stored as a custom field). Isolated: a failing lookup is
+    logged and recorded as ``enrichment_failed``.
     """
 
 
@@ -131,7 +133,8 @@ def route_ticket(ticket: Ticket, context: RoutingContext) -> RouteDecision | Non
 
     Each non-None decision sets the team and/or the assignee and is recorded with its reason;
     the chain stops at the first decision that names an assignee or is ``final``. A later
-    strategy sees the team chosen by an earlier one in ``ticket.team_id``.
+    strategy sees the team chosen by an earlier one in ``ticket.team_id``. Assign only agents
+    whose ``AgentSnapshot.routable`` is true (switched on, online and on shift).
     """
 
 

@@ -23,21 +23,22 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class RoundRobin:
-    """Assigns each ticket to the available agent of its team who waited longest."""
+    """Assigns each ticket to the online agent of its team who waited longest."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
 
     @hookimpl
     def route_ticket(self, ticket: Ticket, context: RoutingContext) -> RouteDecision | None:
-        """Pick the least recently assigned available agent of the ticket's team."""
+        """Pick the least recently assigned routable agent of the ticket's team (switched on,
+        online and within working hours); away, offline and off-shift agents get nothing."""
         team_id = ticket.team_id
         if team_id is None and self.config.default_team:
             team_id = context.team_slugs.get(self.config.default_team)
         if team_id is None or ticket.assignee_id is not None:
             return None
         team = context.teams[team_id]
-        available = [a for a in team.agents if a.available]
+        available = [a for a in team.agents if a.routable]
         if not available:
             return None
         agent = min(available, key=lambda a: (a.last_assigned_at or _NEVER, a.id))

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import msgspec
 
 from ticketcore.domain.enums import LinkKind, Priority, Role
+from ticketcore.domain.models import Availability, WorkingHours
 
 _Text = Annotated[str, msgspec.Meta(min_length=1)]
 
@@ -113,3 +114,16 @@ class NewUser(_Command, kw_only=True):
     role: Role
     password: str | None = None
     team_ids: list[int] = []
+
+
+class RoutingProfilePatch(_Command, kw_only=True):
+    """Change how routing sees an agent; absent fields stay as they are. Agents may change
+    their own ``availability`` and ``working_hours``; ``capacity`` and ``skills`` are for
+    admins."""
+
+    availability: Availability | msgspec.UnsetType = msgspec.UNSET
+    #: Weekly shifts; null removes them (always on shift).
+    working_hours: WorkingHours | msgspec.UnsetType | None = msgspec.UNSET
+    capacity: int | msgspec.UnsetType | None = msgspec.UNSET
+    #: Replaces every skill: ``{"postgres": 4}``, levels from 1 to 5.
+    skills: dict[str, int] | msgspec.UnsetType = msgspec.UNSET

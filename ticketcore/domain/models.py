@@ -6,8 +6,11 @@ Hooks receive these snapshots, never database rows, so a plugin cannot reach pas
 
 from __future__ import annotations
 
+import functools
+import re
 from datetime import datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -141,6 +144,62 @@ OPEN_STATUSES: tuple[Status, ...] = (
 )
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _minutes(value: str) -> int | None:
+    """Minutes since midnight of ``"HH:MM"`` (``"24:00"`` is the end of the day)."""
+    if value == "24:00":
+        return 24 * 60
+    found = _HHMM.match(value)
+    return int(found[1]) * 60 + int(found[2]) if found else None
+
+
+@functools.lru_cache(maxsize=256)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+class WorkingHours(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An agent's weekly shifts in their own time zone, e.g.
+    ``{"timezone": "Europe/Paris", "week": {"mon": [["09:00", "12:30"], ["13:30", "18:00"]]}}``.
+
+    Shifts are half-open ``[start, end)`` within one local day (``"24:00"`` ends at midnight);
+    days not listed are days off. Outside working hours an agent gets no routed tickets.
+    """
+
+    timezone: str = "UTC"
+    week: dict[Weekday, list[tuple[str, str]]] = {}
+
+    def problems(self) -> list[str]:
+        """What is wrong with these hours (empty when valid)."""
+        found: list[str] = []
+        try:
+            _zone(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            found.append(f"timezone: unknown time zone {self.timezone!r}")
+        for day, shifts in self.week.items():
+            for i, (start, end) in enumerate(shifts):
+                begin, finish = _minutes(start), _minutes(end)
+                if begin is None or finish is None or begin >= 24 * 60:
+                    found.append(f"week.{day}[{i}]: times are HH:MM, e.g. 09:00-17:30")
+                elif begin >= finish:
+                    found.append(f"week.{day}[{i}]: {start} is not before {end}")
+        return found
+
+    def is_working(self, at: datetime) -> bool:
+        """Whether ``at`` (timezone-aware) falls in a shift."""
+        local = at.astimezone(_zone(self.timezone))
+        minute = local.hour * 60 + local.minute + (local.second + local.microsecond / 1e6) / 60
+        for start, end in self.week.get(WEEKDAYS[local.weekday()], []):
+            begin, finish = _minutes(start), _minutes(end)
+            if begin is not None and finish is not None and begin <= minute < finish:
+                return True
+        return False
+
+
 class AgentSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """What a routing strategy may know of an agent (one copy per team the agent is in).
 
@@ -149,7 +208,9 @@ class AgentSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     :attr:`routable` is true. ``skills`` maps a skill name (lower case) to a level from 1
     (junior) to 5 (expert). ``open_tickets`` counts the agent's tickets in any team whose
     status is one of :data:`OPEN_STATUSES`, including those assigned earlier in the same
-    routing batch. ``last_assigned_at`` is per team (round-robin state).
+    routing batch. ``last_assigned_at`` is per team (round-robin state). ``on_shift`` says
+    whether ``RoutingContext.now`` is within the agent's :class:`WorkingHours` (always true
+    for an agent without working hours).
     """
 
     id: int
@@ -160,11 +221,26 @@ class AgentSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     last_assigned_at: datetime | None = None
     skills: dict[str, int] = {}
     open_tickets: int = 0
+    on_shift: bool = True
 
     @property
     def routable(self) -> bool:
-        """Whether routing may assign this agent: switched on and online."""
-        return self.available and self.availability == "online"
+        """Whether routing may assign this agent: switched on, online and on shift."""
+        return self.available and self.availability == "online" and self.on_shift
+
+
+class RoutingProfile(msgspec.Struct, frozen=True, kw_only=True):
+    """How routing sees one agent: presence, working hours, capacity and skills."""
+
+    user_id: int
+    available: bool
+    availability: Availability
+    capacity: int | None
+    skills: dict[str, int]
+    open_tickets: int
+    working_hours: WorkingHours | None = None
+    #: Whether the agent is within working hours now.
+    on_shift: bool = True
 
 
 class TeamSnapshot(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,8 +6,22 @@ import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ticketcore.domain.models import Contact
+import msgspec
+
+from ticketcore.db.tables import OPEN_TICKET_SQL
+from ticketcore.domain.commands import RoutingProfilePatch
+from ticketcore.domain.models import (
+    AVAILABILITY_STATES,
+    Availability,
+    Contact,
+    Principal,
+    RoutingProfile,
+    WorkingHours,
+)
 from ticketcore.errors import NotFound, ValidationFailed
+from ticketcore.services import permissions
+from ticketcore.services.routing import is_on_shift, working_hours_of
+from ticketcore.services.rows import dump_json
 
 if TYPE_CHECKING:
     from ticketcore.app import App
@@ -168,6 +182,134 @@ class DirectoryService:
                 team_id,
                 user_id,
             )
+
+    async def _ensure_staff_user(self, user_id: int) -> None:
+        rows = await self.db.fetch(
+            "SELECT id FROM app_user WHERE id = {} AND role IN ('agent', 'admin')", user_id
+        )
+        if not rows:
+            raise NotFound(f"agent {user_id} not found", field="user_id")
+
+    async def set_availability(self, user_id: int, availability: str) -> None:
+        """Set an agent's presence: ``online``, ``away`` or ``offline`` (only online agents
+        get routed tickets)."""
+        if availability not in AVAILABILITY_STATES:
+            raise ValidationFailed(
+                f"availability must be one of {', '.join(AVAILABILITY_STATES)}",
+                field="availability",
+            )
+        async with self.db.transaction():
+            await self._ensure_staff_user(user_id)
+            await self.db.fetch(
+                "UPDATE app_user SET availability = {} WHERE id = {}", availability, user_id
+            )
+
+    async def set_capacity(self, user_id: int, capacity: int | None) -> None:
+        """Set how many open tickets an agent can hold (None: the routing plugin's default)."""
+        if capacity is not None and capacity < 0:
+            raise ValidationFailed("capacity cannot be negative", field="capacity")
+        async with self.db.transaction():
+            await self._ensure_staff_user(user_id)
+            await self.db.fetch(
+                "UPDATE app_user SET capacity = {} WHERE id = {}", capacity, user_id
+            )
+
+    async def set_working_hours(self, user_id: int, hours: WorkingHours | None) -> None:
+        """Set an agent's weekly shifts (None: always on shift); outside them the agent gets
+        no routed tickets."""
+        if hours is not None:
+            problems = hours.problems()
+            if problems:
+                raise ValidationFailed("; ".join(problems), field="working_hours")
+        async with self.db.transaction():
+            await self._ensure_staff_user(user_id)
+            await self.db.fetch(
+                "UPDATE app_user SET working_hours = {} WHERE id = {}",
+                None if hours is None else dump_json(hours),
+                user_id,
+            )
+
+    async def set_skills(self, user_id: int, skills: dict[str, int]) -> None:
+        """Replace an agent's skills: ``{"postgres": 4}``; names are case-insensitive, levels
+        go from 1 (junior) to 5 (expert)."""
+        cleaned: dict[str, int] = {}
+        for name, level in skills.items():
+            key = name.strip().lower()
+            if not key or len(key) > 100:
+                raise ValidationFailed("a skill name has 1 to 100 characters", field="skills")
+            if isinstance(level, bool) or not isinstance(level, int) or not 1 <= level <= 5:
+                raise ValidationFailed(
+                    f"the level of skill {key!r} must be an integer from 1 to 5",
+                    field=f"skills.{key}",
+                )
+            cleaned[key] = level
+        async with self.db.transaction():
+            await self._ensure_staff_user(user_id)
+            await self.db.fetch('DELETE FROM agent_skill WHERE "user" = {}', user_id)
+            if cleaned:
+                values = ", ".join(["({}, {}, {})"] * len(cleaned))
+                await self.db.fetch(
+                    f'INSERT INTO agent_skill ("user", skill, level) VALUES {values}',
+                    *[v for key, level in cleaned.items() for v in (user_id, key, level)],
+                )
+
+    async def skills(self, user_id: int) -> dict[str, int]:
+        """An agent's skills and levels."""
+        rows = await self.db.fetch(
+            'SELECT skill, level FROM agent_skill WHERE "user" = {} ORDER BY skill', user_id
+        )
+        return {row["skill"]: int(row["level"]) for row in rows}
+
+    async def routing_profile(self, user_id: int) -> RoutingProfile:
+        """An agent's presence, capacity, skills and current number of open tickets."""
+        rows = await self.db.fetch(
+            "SELECT id, available, availability, capacity, working_hours FROM app_user "
+            "WHERE id = {} AND role IN ('agent', 'admin')",
+            user_id,
+        )
+        if not rows:
+            raise NotFound(f"agent {user_id} not found", field="user_id")
+        row = rows[0]
+        count = await self.db.fetchval(
+            f"SELECT COUNT(*) AS n FROM ticket WHERE assignee = {{}} AND {OPEN_TICKET_SQL}",
+            user_id,
+        )
+        availability: Availability = (
+            row["availability"] if row["availability"] in AVAILABILITY_STATES else "offline"
+        )
+        return RoutingProfile(
+            user_id=user_id,
+            available=bool(row["available"]),
+            availability=availability,
+            capacity=row["capacity"],
+            skills=await self.skills(user_id),
+            open_tickets=int(count or 0),
+            working_hours=working_hours_of(row["working_hours"]),
+            on_shift=is_on_shift(row["working_hours"], self.app.clock.now()),
+        )
+
+    async def update_routing_profile(
+        self, actor: Principal, user_id: int, patch: RoutingProfilePatch
+    ) -> RoutingProfile:
+        """Apply a patch, all or nothing: agents may set their own availability and working
+        hours, admins anything."""
+        permissions.ensure_staff(actor, "changing routing settings")
+        if (
+            actor.id != user_id
+            or patch.capacity is not msgspec.UNSET
+            or patch.skills is not msgspec.UNSET
+        ):
+            permissions.ensure_admin(actor, "changing another agent's capacity or skills")
+        async with self.db.transaction():  # all or nothing: the setters join it
+            if patch.availability is not msgspec.UNSET:
+                await self.set_availability(user_id, patch.availability)
+            if patch.working_hours is not msgspec.UNSET:
+                await self.set_working_hours(user_id, patch.working_hours)
+            if patch.capacity is not msgspec.UNSET:
+                await self.set_capacity(user_id, patch.capacity)
+            if patch.skills is not msgspec.UNSET:
+                await self.set_skills(user_id, patch.skills)
+        return await self.routing_profile(user_id)
 
     async def teams(self) -> list[dict[str, Any]]:
         """Every team with its member ids."""

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ticketcore.domain.models import AgentSnapshot, RoutingContext, TeamSnapshot, Ticket
+from ticketcore.db.tables import OPEN_TICKET_SQL
+from ticketcore.domain.models import (
+    AVAILABILITY_STATES,
+    AgentSnapshot,
+    Availability,
+    RoutingContext,
+    TeamSnapshot,
+    Ticket,
+    WorkingHours,
+)
 from ticketcore.services.history import EventDraft
+from ticketcore.services.rows import load_json
 
 if TYPE_CHECKING:
     from ticketcore.app import App
@@ -17,7 +27,12 @@ _ROUTING_LOCK_KEY = 7_277_002
 
 
 async def load_routing_context(app: App, now: datetime) -> RoutingContext:
-    """Teams and their active agents, with round-robin state; call inside the transaction.
+    """Teams and their active agents, with round-robin state, availability, skills and
+    open-ticket counts; call inside the transaction.
+
+    Four queries whatever the number of agents (teams, members, skills, and one grouped
+    count of open tickets per assignee), once per batch of new tickets: the batch writer
+    then keeps the snapshot current with :func:`note_assignment`.
 
     On PostgreSQL a transaction-scoped advisory lock serialises routing between processes,
     so two workers never both pick the same "least recently assigned" agent.
@@ -27,20 +42,41 @@ async def load_routing_context(app: App, now: datetime) -> RoutingContext:
         await db.fetch("SELECT pg_advisory_xact_lock({})", _ROUTING_LOCK_KEY)
     teams = await db.fetch("SELECT id, name, slug FROM team ORDER BY id")
     members = await db.fetch(
-        "SELECT tm.team, u.id, u.name, u.available, u.capacity, tm.last_assigned_at "
+        "SELECT tm.team, u.id, u.name, u.available, u.availability, u.capacity, "
+        "u.working_hours, tm.last_assigned_at "
         'FROM team_member tm JOIN app_user u ON u.id = tm."user" '
         "WHERE u.active = {} AND u.role IN ('agent', 'admin') ORDER BY u.id",
         True,
     )
+    skills: dict[int, dict[str, int]] = {}
+    for row in await db.fetch('SELECT "user", skill, level FROM agent_skill'):
+        skills.setdefault(row["user"], {})[row["skill"]] = int(row["level"])
+    open_counts = {
+        row["assignee"]: int(row["n"])
+        for row in await db.fetch(
+            "SELECT assignee, COUNT(*) AS n FROM ticket "
+            f"WHERE assignee IS NOT NULL AND {OPEN_TICKET_SQL} GROUP BY assignee"
+        )
+    }
     agents: dict[int, list[AgentSnapshot]] = {}
+    on_shift: dict[int, bool] = {}
     for m in members:
+        if m["id"] not in on_shift:
+            on_shift[m["id"]] = is_on_shift(m["working_hours"], now)
+        availability: Availability = (
+            m["availability"] if m["availability"] in AVAILABILITY_STATES else "offline"
+        )
         agents.setdefault(m["team"], []).append(
             AgentSnapshot(
                 id=m["id"],
                 name=m["name"],
                 available=bool(m["available"]),
+                availability=availability,
                 capacity=m["capacity"],
                 last_assigned_at=m["last_assigned_at"],
+                skills=skills.get(m["id"], {}),
+                open_tickets=open_counts.get(m["id"], 0),
+                on_shift=on_shift[m["id"]],
             )
         )
     snapshots = {
@@ -52,6 +88,26 @@ async def load_routing_context(app: App, now: datetime) -> RoutingContext:
     return RoutingContext(
         now=now, teams=snapshots, team_slugs={t.slug: t.id for t in snapshots.values()}
     )
+
+
+def working_hours_of(value: Any) -> WorkingHours | None:
+    """Decode a stored ``app_user.working_hours`` value (None when unset or unreadable)."""
+    raw = load_json(value)
+    if raw is None:
+        return None
+    try:
+        return msgspec.convert(raw, WorkingHours)
+    except msgspec.ValidationError:
+        return None
+
+
+def is_on_shift(value: Any, now: datetime) -> bool:
+    """Whether an agent with these stored working hours is on shift at ``now``. Hours
+    that cannot be read count as always on shift (they are validated when set)."""
+    hours = working_hours_of(value)
+    if hours is None or hours.problems():
+        return True
+    return hours.is_working(now)
 
 
 def run_routing_chain(
@@ -146,15 +202,29 @@ def note_assignment(
     context: RoutingContext, team_id: int, user_id: int, now: datetime
 ) -> RoutingContext:
     """The context as it is after ``user_id`` got a ticket in ``team_id`` at ``now``: lets
-    several tickets be routed from one snapshot (a batch) as if one after the other."""
+    several tickets be routed from one snapshot (a batch) as if one after the other.
+
+    The agent's round-robin stamp moves in ``team_id`` only (it is per team); its open-ticket
+    count goes up by one in every team it belongs to (load is per agent).
+    """
     team = context.teams[team_id]
     # Same strict order as record_assignment: after every earlier stamp of the team.
     stamps = [a.last_assigned_at for a in team.agents if a.last_assigned_at is not None]
     if stamps and max(stamps) >= now:
         now = max(stamps) + timedelta(microseconds=1)
-    agents = [
-        msgspec.structs.replace(a, last_assigned_at=now) if a.id == user_id else a
-        for a in team.agents
-    ]
-    teams = {**context.teams, team_id: msgspec.structs.replace(team, agents=agents)}
+    teams = dict(context.teams)
+    for tid, snapshot in context.teams.items():
+        if all(a.id != user_id for a in snapshot.agents):
+            continue
+        agents = [
+            msgspec.structs.replace(
+                a,
+                open_tickets=a.open_tickets + 1,
+                **({"last_assigned_at": now} if tid == team_id else {}),
+            )
+            if a.id == user_id
+            else a
+            for a in snapshot.agents
+        ]
+        teams[tid] = msgspec.structs.replace(snapshot, agents=agents)
     return msgspec.structs.replace(context, teams=teams)

@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Controller, get, post
-from litestar.params import JSONBody
+from litestar import Controller, get, patch, post
+from litestar.params import FromPath, JSONBody
 
-from ticketcore.domain.commands import NewUser
-from ticketcore.domain.models import Principal
+from ticketcore.domain.commands import NewUser, RoutingProfilePatch
+from ticketcore.domain.models import Principal, RoutingProfile
 from ticketcore.services import permissions
 from ticketcore.web.auth import HelpdeskDep, PrincipalDep
 
@@ -91,6 +91,26 @@ class SystemController(Controller):
         """Add an admin, agent or customer (admins)."""
         permissions.ensure_admin(principal, "creating users")
         return await helpdesk.auth.create_user(data)
+
+    @get("/users/{user_id:int}/routing")
+    async def routing_profile(
+        self, user_id: FromPath[int], helpdesk: HelpdeskDep, principal: PrincipalDep
+    ) -> RoutingProfile:
+        """An agent's availability, capacity, skills and open tickets (staff)."""
+        permissions.ensure_staff(principal, "reading routing settings")
+        return await helpdesk.directory.routing_profile(user_id)
+
+    @patch("/users/{user_id:int}/routing")
+    async def update_routing_profile(
+        self,
+        user_id: FromPath[int],
+        data: JSONBody[RoutingProfilePatch],
+        helpdesk: HelpdeskDep,
+        principal: PrincipalDep,
+    ) -> RoutingProfile:
+        """Change availability (agents: their own; admins: anyone's), capacity or skills
+        (admins); e.g. ``{"availability": "away"}``."""
+        return await helpdesk.directory.update_routing_profile(principal, user_id, data)
 
     @get("/me")
     async def me(self, principal: PrincipalDep) -> Principal:

@@ -1,0 +1,150 @@
+"""What the HTTP notifiers (``webhook``, ``chat``) share: posting with a delivery log.
+
+Each POST attempt is logged (logger ``ticketcore.notifiers.<name>``) and kept in a bounded
+in-memory log (``HttpPoster.attempts``) with the URL, the HTTP status, the error and the
+duration. URLs are shown without their path and credentials (``https://hooks.slack.com/…``):
+chat webhook URLs carry their token in the path, and the log and the job's ``last_error`` must
+not leak it.
+
+Failure semantics: any non-2xx answer (redirects are not followed) or network error makes the
+``notify`` call raise, so the job worker retries the notifier with backoff. A URL that already
+acknowledged a delivery (same idempotency key) is not posted to again by this process when the
+notifier is retried for another URL; across processes, receivers de-duplicate on the delivery
+id header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+
+#: How many acknowledged (delivery, url) pairs a notifier remembers, and attempts it logs.
+_ACKED_MAX = 10_000
+_ATTEMPTS_MAX = 500
+
+
+class DeliveryAttempt(msgspec.Struct, frozen=True, kw_only=True):
+    """One POST of one notification to one URL."""
+
+    delivery: str
+    url: str
+    status: int | None
+    error: str | None
+    duration_ms: float
+
+    @property
+    def ok(self) -> bool:
+        """Whether the receiver acknowledged the delivery with a 2xx status."""
+        return self.error is None
+
+
+class DeliveryFailed(Exception):
+    """One or more URLs did not acknowledge a notification: the job worker retries."""
+
+
+def safe_url(url: str) -> str:
+    """``scheme://host[:port]/…``: enough to tell endpoints apart, without path tokens or
+    user info."""
+    parts = urlsplit(url)
+    host = parts.hostname or "?"
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    tail = "/…" if parts.path.strip("/") or parts.query else ""
+    return f"{parts.scheme}://{host}{tail}"
+
+
+#: Builds the request for one URL: (body, headers).
+RequestBuilder = Callable[[str], tuple[bytes, dict[str, str]]]
+
+
+class HttpPoster:
+    """An httpx client opened between ``startup`` and ``shutdown`` (a short-lived one is
+    used when called outside them) that posts to several URLs with a delivery log."""
+
+    def __init__(self, name: str, timeout_seconds: float) -> None:
+        self.name = name
+        self.timeout = timeout_seconds
+        self.log = logging.getLogger(f"ticketcore.notifiers.{name}")
+        self.attempts: deque[DeliveryAttempt] = deque(maxlen=_ATTEMPTS_MAX)
+        self._acked: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._client: httpx.AsyncClient | None = None
+
+    def _new_client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+
+    async def open(self) -> None:
+        """Open the shared client (``startup``)."""
+        if self._client is None:
+            self._client = self._new_client()
+
+    async def close(self) -> None:
+        """Close the shared client (``shutdown``)."""
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def post_all(self, delivery: str, urls: list[str], build: RequestBuilder) -> None:
+        """POST to every URL not yet acknowledged for ``delivery``, concurrently; raise
+        :class:`DeliveryFailed` naming each URL that failed."""
+        todo = [u for u in dict.fromkeys(urls) if (delivery, u) not in self._acked]
+        if not todo:
+            return
+        if self._client is not None:
+            results = await asyncio.gather(
+                *(self._post(self._client, delivery, u, build) for u in todo)
+            )
+        else:
+            async with self._new_client() as client:
+                results = await asyncio.gather(
+                    *(self._post(client, delivery, u, build) for u in todo)
+                )
+        failed = [a for a in results if not a.ok]
+        if failed:
+            detail = "; ".join(f"{a.url}: {a.error}" for a in failed)
+            raise DeliveryFailed(f"{len(failed)} of {len(results)} URL(s) failed: {detail}")
+
+    async def _post(
+        self, client: httpx.AsyncClient, delivery: str, url: str, build: RequestBuilder
+    ) -> DeliveryAttempt:
+        body, headers = build(url)
+        shown = safe_url(url)
+        status: int | None = None
+        error: str | None = None
+        start = time.perf_counter()
+        try:
+            response = await client.post(url, content=body, headers=headers)
+            status = response.status_code
+            if not 200 <= status < 300:
+                snippet = " ".join(response.text[:200].split())
+                error = f"HTTP {status}" + (f": {snippet}" if snippet else "")
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        duration_ms = round((time.perf_counter() - start) * 1000, 1)
+        attempt = DeliveryAttempt(
+            delivery=delivery, url=shown, status=status, error=error, duration_ms=duration_ms
+        )
+        self.attempts.append(attempt)
+        if error is None:
+            self._acked[(delivery, url)] = None
+            while len(self._acked) > _ACKED_MAX:
+                self._acked.popitem(last=False)
+            self.log.info(
+                "delivered %s to %s: HTTP %s in %.1f ms", delivery, shown, status, duration_ms
+            )
+        else:
+            self.log.warning(
+                "delivery %s to %s failed in %.1f ms: %s", delivery, shown, duration_ms, error
+            )
+        return attempt
+
+
+def kind_enabled(kinds: list[str], kind: str) -> bool:
+    """Whether a notifier filtered to ``kinds`` (empty: every kind) handles ``kind``."""
+    return not kinds or kind in kinds

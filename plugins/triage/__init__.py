@@ -1,0 +1,1 @@
+"""Built-in triage plugins: classification rules and enrichment (directory VIP, CSV CRM)."""
