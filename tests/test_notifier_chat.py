@@ -103,7 +103,7 @@ async def test_message_is_posted_to_every_webhook(
             },
         )
         n = note(ticket_number="#42", ticket_url="https://help.example/t/42")
-        with caplog.at_level(logging.INFO, logger="ticketcore.notifiers.chat"):
+        with caplog.at_level(logging.DEBUG):  # every logger, httpx's request log too
             await send(app, n)
 
     expected = {
@@ -117,6 +117,7 @@ async def test_message_is_posted_to_every_webhook(
     assert to_slack.json() == expected and to_mm.json() == expected
     assert to_slack.headers["content-type"] == "application/json"
     assert [r["status"] for r in await job_rows(app)] == ["done"]
+    assert "HTTP Request: POST" in caplog.text and "delivered sla_breach:42" in caplog.text
     assert "tok-slack" not in caplog.text and "tok-mm" not in caplog.text
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterator
 from email.message import EmailMessage
@@ -215,6 +216,14 @@ def test_settings_are_checked_at_start(tmp_path: Path) -> None:
             config(from_address="s@x.example", templates_dir=str(tmp_path / "no"))
         )
     (tmp_path / "de").mkdir()  # an organisation may add a language in its override folder
+    (tmp_path / "de" / "default.txt").write_text("{{ body }", encoding="utf-8")
+    with pytest.raises(
+        ValueError, match=re.escape("template de/default.txt, line 1: unexpected '}'")
+    ):
+        email_notifier.create(
+            config(from_address="s@x.example", templates_dir=str(tmp_path), language="de")
+        )
+    (tmp_path / "de" / "default.txt").write_text("{{ body }}", encoding="utf-8")
     email_notifier.create(
         config(from_address="s@x.example", templates_dir=str(tmp_path), language="de")
     )

@@ -4,7 +4,7 @@ Each POST attempt is logged (logger ``ticketcore.notifiers.<name>``) and kept in
 in-memory log (``HttpPoster.attempts``) with the URL, the HTTP status, the error and the
 duration. URLs are shown without their path and credentials (``https://hooks.slack.com/…``):
 chat webhook URLs carry their token in the path, and the log and the job's ``last_error`` must
-not leak it.
+not leak it (a filter on the ``httpx`` logger shortens them in httpx's own request log too).
 
 Failure semantics: any non-2xx answer (redirects are not followed) or network error makes the
 ``notify`` call raise, so the job worker retries the notifier with backoff. A URL that already
@@ -60,6 +60,30 @@ def safe_url(url: str) -> str:
     return f"{parts.scheme}://{host}{tail}"
 
 
+class _UrlRedactor(logging.Filter):
+    """Shortens the notifiers' URLs in the ``httpx`` logger's records: httpx logs every
+    request's full URL at INFO, and a chat webhook's path is its secret."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: dict[str, str] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.urls:
+            return True
+        message = record.getMessage()
+        redacted = message
+        for url, shown in self.urls.items():
+            redacted = redacted.replace(url, shown)
+        if redacted != message:
+            record.msg, record.args = redacted, ()
+        return True
+
+
+_REDACTOR = _UrlRedactor()
+logging.getLogger("httpx").addFilter(_REDACTOR)
+
+
 #: Builds the request for one URL: (body, headers).
 RequestBuilder = Callable[[str], tuple[bytes, dict[str, str]]]
 
@@ -93,6 +117,9 @@ class HttpPoster:
     async def post_all(self, delivery: str, urls: list[str], build: RequestBuilder) -> None:
         """POST to every URL not yet acknowledged for ``delivery``, concurrently; raise
         :class:`DeliveryFailed` naming each URL that failed."""
+        for url in urls:
+            if url not in _REDACTOR.urls:
+                _REDACTOR.urls[url] = safe_url(url)
         todo = [u for u in dict.fromkeys(urls) if (delivery, u) not in self._acked]
         if not todo:
             return

@@ -276,4 +276,12 @@ def create(config: Config) -> Email:
     folders = [Path(config.templates_dir)] if config.templates_dir else []
     if not any((folder / config.language).is_dir() for folder in [*folders, TEMPLATES]):
         raise ValueError(f"no templates for language {config.language!r}")
-    return Email(config)
+    plugin = Email(config)
+    for folder in folders:  # an override with a syntax error stops start-up, not each mail
+        for path in sorted(folder.glob("*/*.txt")):
+            name = path.relative_to(folder).as_posix()
+            try:
+                plugin.env.get_template(name)
+            except jinja2.TemplateSyntaxError as exc:
+                raise ValueError(f"template {name}, line {exc.lineno}: {exc.message}") from exc
+    return plugin
