@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 
+from ticketcore import hookimpl
+
 #: How many acknowledged (delivery, url) pairs a notifier remembers, and attempts it logs.
 _ACKED_MAX = 10_000
 _ATTEMPTS_MAX = 500
@@ -175,3 +177,19 @@ class HttpPoster:
 def kind_enabled(kinds: list[str], kind: str) -> bool:
     """Whether a notifier filtered to ``kinds`` (empty: every kind) handles ``kind``."""
     return not kinds or kind in kinds
+
+
+class PostingNotifier:
+    """Base of the HTTP notifiers: owns an ``HttpPoster`` opened and closed with the app."""
+
+    poster: HttpPoster
+
+    @hookimpl
+    async def startup(self, app: object) -> None:
+        """Open the HTTP client."""
+        await self.poster.open()
+
+    @hookimpl
+    async def shutdown(self, app: object) -> None:
+        """Close the HTTP client."""
+        await self.poster.close()

@@ -30,10 +30,10 @@ import msgspec
 
 from ticketcore import Notification, hookimpl
 
-from ._http import HttpPoster, kind_enabled
+from ._http import HttpPoster, PostingNotifier, kind_enabled
 
 if TYPE_CHECKING:
-    from ticketcore.app import App
+    pass
 
 
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -85,22 +85,12 @@ def chat_text(notification: Notification, format: str = "slack") -> str:
     return f"{first}\n{body}" if body else first
 
 
-class Chat:
+class Chat(PostingNotifier):
     """Posts each notification as a message to Slack/Mattermost incoming webhooks."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.poster = HttpPoster("chat", config.timeout_seconds)
-
-    @hookimpl
-    async def startup(self, app: App) -> None:
-        """Open the HTTP client."""
-        await self.poster.open()
-
-    @hookimpl
-    async def shutdown(self, app: App) -> None:
-        """Close the HTTP client."""
-        await self.poster.close()
 
     def payload(self, notification: Notification) -> dict[str, Any]:
         """The JSON object posted for ``notification``."""

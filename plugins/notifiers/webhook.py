@@ -40,10 +40,10 @@ import msgspec
 
 from ticketcore import Notification, hookimpl
 
-from ._http import HttpPoster, kind_enabled
+from ._http import HttpPoster, PostingNotifier, kind_enabled
 
 if TYPE_CHECKING:
-    from ticketcore.app import App
+    pass
 
 SIGNATURE_HEADER = "X-TicketCore-Signature"
 TIMESTAMP_HEADER = "X-TicketCore-Timestamp"
@@ -97,22 +97,12 @@ def verify_signature(
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-class Webhook:
+class Webhook(PostingNotifier):
     """Posts every notification, signed with HMAC-SHA256, to the configured URLs."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.poster = HttpPoster("webhook", config.timeout_seconds)
-
-    @hookimpl
-    async def startup(self, app: App) -> None:
-        """Open the HTTP client."""
-        await self.poster.open()
-
-    @hookimpl
-    async def shutdown(self, app: App) -> None:
-        """Close the HTTP client."""
-        await self.poster.close()
 
     def request(
         self, notification: Notification, now: float | None = None

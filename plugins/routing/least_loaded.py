@@ -52,14 +52,10 @@ class LeastLoaded:
     @hookimpl
     def route_ticket(self, ticket: Ticket, context: RoutingContext) -> RouteDecision | None:
         """Pick the routable agent under capacity with the lowest load ratio."""
-        if ticket.assignee_id is not None:
+        team = context.team_to_staff(ticket, self.config.default_team)
+        if team is None:
             return None
-        team_id = ticket.team_id
-        if team_id is None and self.config.default_team:
-            team_id = context.team_slugs.get(self.config.default_team)
-        if team_id is None or team_id not in context.teams:
-            return None
-        team = context.teams[team_id]
+        team_id = team.id
         room = [a for a in team.agents if a.routable and a.open_tickets < self.capacity(a)]
         if not room:
             if self.config.when_full == "wait":

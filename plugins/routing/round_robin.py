@@ -32,12 +32,10 @@ class RoundRobin:
     def route_ticket(self, ticket: Ticket, context: RoutingContext) -> RouteDecision | None:
         """Pick the least recently assigned routable agent of the ticket's team (switched on,
         online and within working hours); away, offline and off-shift agents get nothing."""
-        team_id = ticket.team_id
-        if team_id is None and self.config.default_team:
-            team_id = context.team_slugs.get(self.config.default_team)
-        if team_id is None or ticket.assignee_id is not None:
+        team = context.team_to_staff(ticket, self.config.default_team)
+        if team is None:
             return None
-        team = context.teams[team_id]
+        team_id = team.id
         available = [a for a in team.agents if a.routable]
         if not available:
             return None

@@ -98,17 +98,13 @@ class Skills:
     @hookimpl
     def route_ticket(self, ticket: Ticket, context: RoutingContext) -> RouteDecision | None:
         """Pick a qualified agent, or hold the ticket in its team when nobody qualifies."""
-        if ticket.assignee_id is not None:
+        team = context.team_to_staff(ticket, self.config.default_team)
+        if team is None:
             return None
-        team_id = ticket.team_id
-        if team_id is None and self.config.default_team:
-            team_id = context.team_slugs.get(self.config.default_team)
-        if team_id is None or team_id not in context.teams:
-            return None
+        team_id = team.id
         needs = self.required(ticket)
         if not needs:
             return None
-        team = context.teams[team_id]
         wanted = ", ".join(f"{skill} >= {level}" for skill, level in sorted(needs.items()))
         qualified = [a for a in team.agents if a.routable and qualifies(a, needs)]
         if not qualified:

@@ -259,6 +259,17 @@ class RoutingContext(msgspec.Struct, frozen=True, kw_only=True):
     teams: dict[int, TeamSnapshot]
     team_slugs: dict[str, int]
 
+    def team_to_staff(self, ticket: Ticket, default_slug: str | None = None) -> TeamSnapshot | None:
+        """The team an agent-picking strategy should staff the ticket from: its team, else the
+        team named ``default_slug``; None when the ticket already has an agent or no known
+        team applies."""
+        if ticket.assignee_id is not None:
+            return None
+        team_id = ticket.team_id
+        if team_id is None and default_slug:
+            team_id = self.team_slugs.get(default_slug)
+        return self.teams.get(team_id) if team_id is not None else None
+
 
 class RouteDecision(msgspec.Struct, frozen=True, kw_only=True):
     """A routing strategy's answer: a team, an agent, or both, with the reason for history."""
