@@ -33,6 +33,7 @@ class App:
     ) -> None:
         from ticketcore.services.auth import AuthService
         from ticketcore.services.directory import DirectoryService
+        from ticketcore.services.macros import MacroService
         from ticketcore.services.tickets import TicketService
 
         self.settings = settings
@@ -49,6 +50,7 @@ class App:
         self.tickets = TicketService(self)
         self.auth = AuthService(self)
         self.directory = DirectoryService(self)
+        self.macros = MacroService(self)
         self._started = False
 
     def _job_handlers(self) -> dict[str, JobHandler]:

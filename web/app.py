@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 
 from ticketcore import __version__
 from ticketcore.app import App
+from ticketcore.web.api.macros import MacroController
 from ticketcore.web.api.system import SystemController, healthz
 from ticketcore.web.api.tickets import AttachmentController, TicketController
 from ticketcore.web.auth import provide_helpdesk, provide_principal
@@ -48,6 +49,7 @@ def create_app(
             TicketController,
             AttachmentController,
             SystemController,
+            MacroController,
             *plugin_routes,
         ],
         dependencies={

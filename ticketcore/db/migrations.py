@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from piccolo.table import Table
 
 from ticketcore.db.database import Database
-from ticketcore.db.tables import CORE_TABLES, AgentSkill, SchemaVersion
+from ticketcore.db.tables import CORE_TABLES, AgentSkill, Macro, SchemaVersion
 
 Migration = Callable[[Database], Awaitable[None]]
 _ADVISORY_LOCK_KEY = 7_277_001
@@ -97,10 +97,16 @@ async def _m0003_working_hours(db: Database) -> None:
         await db.execute_ddl("ALTER TABLE app_user ADD COLUMN working_hours JSON")
 
 
+async def _m0004_macros(db: Database) -> None:
+    """Macros (canned responses)."""
+    await create_tables(db, [Macro])
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _m0001_initial),
     (2, "agent availability and skills", _m0002_routing),
     (3, "agent working hours", _m0003_working_hours),
+    (4, "macros", _m0004_macros),
 ]
 
 

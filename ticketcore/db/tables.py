@@ -237,6 +237,23 @@ CORE_TABLES: tuple[type[Table], ...] = (
 #: through the ``(status, id)`` index, so closed tickets are never scanned.
 OPEN_TICKET_SQL = "status IN ({})".format(", ".join(f"'{s.value}'" for s in OPEN_STATUSES))
 
+
 #: Tables created by later migrations (0001 creates only ``CORE_TABLES``).
-LATER_TABLES: tuple[type[Table], ...] = (AgentSkill,)
+class Macro(Table, tablename="macro"):
+    """A canned response: reply text with placeholders and field changes, applied in one
+    step; added by 0004."""
+
+    id = Serial(primary_key=True)
+    name = Varchar(length=200, unique=True)
+    body = Text(default="")
+    internal = Boolean(default=False)
+    set_priority = Varchar(length=10, null=True, default=None)
+    set_category = Varchar(length=100, null=True, default=None)
+    add_tags = JSON(default="[]")
+    transition = Varchar(length=30, null=True, default=None)
+    active = Boolean(default=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+LATER_TABLES: tuple[type[Table], ...] = (AgentSkill, Macro)
 ALL_TABLES: tuple[type[Table], ...] = (*CORE_TABLES, *LATER_TABLES)

@@ -127,3 +127,22 @@ class RoutingProfilePatch(_Command, kw_only=True):
     capacity: int | msgspec.UnsetType | None = msgspec.UNSET
     #: Replaces every skill: ``{"postgres": 4}``, levels from 1 to 5.
     skills: dict[str, int] | msgspec.UnsetType = msgspec.UNSET
+
+
+class NewMacro(_Command, kw_only=True):
+    """A canned response. ``body`` may use ``{{ ticket.number }}``, ``{{ ticket.subject }}``,
+    ``{{ requester.name }}`` and ``{{ agent.name }}``."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    body: str = ""
+    internal: bool = False
+    set_priority: Priority | None = None
+    set_category: str | None = None
+    add_tags: list[str] = []
+    transition: str | None = None
+
+
+class ApplyMacro(_Command, kw_only=True):
+    """Apply a macro to a ticket."""
+
+    ticket_id: int
