@@ -16,7 +16,11 @@ from ticketcore.app import App
 from ticketcore.clock import FrozenClock
 from ticketcore.config import REDACTED
 from ticketcore.plugins.notifiers import chat
-from ticketcore.plugins.notifiers.testing import HttpReceiver, ensure_entry_points
+from ticketcore.plugins.notifiers.testing import (
+    HttpReceiver,
+    ensure_entry_points,
+    send_notification,
+)
 from ticketcore.testing import api_client, seed_helpdesk
 
 HelpdeskFactory = Callable[..., Awaitable[App]]
@@ -41,16 +45,6 @@ def note(**data: Any) -> Notification:
         idempotency_key="sla_breach:42:resolution",
         data=data,
     )
-
-
-async def send(app: App, notification: Notification) -> None:
-    async with app.db.transaction():
-        await app.jobs.enqueue(
-            "notify",
-            {"notification": msgspec.to_builtins(notification)},
-            key=notification.idempotency_key,
-        )
-    await app.jobs.drain()
 
 
 async def job_rows(app: App) -> list[dict[str, Any]]:
@@ -104,7 +98,7 @@ async def test_message_is_posted_to_every_webhook(
         )
         n = note(ticket_number="#42", ticket_url="https://help.example/t/42")
         with caplog.at_level(logging.DEBUG):  # every logger, httpx's request log too
-            await send(app, n)
+            await send_notification(app, n)
 
     expected = {
         "text": chat.chat_text(n, "slack"),
@@ -137,7 +131,7 @@ async def test_failing_chat_is_retried_and_never_repeats_the_webhook_notifier(
                 }
             },
         )
-        await send(app, note())
+        await send_notification(app, note())
         (row,) = await job_rows(app)
         assert row["status"] == "pending"
         assert "notifiers.chat: DeliveryFailed: 1 of 1 URL(s) failed: " in row["last_error"]

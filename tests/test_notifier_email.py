@@ -23,7 +23,7 @@ from ticketcore.clock import FrozenClock
 from ticketcore.config import REDACTED, settings_from_mapping
 from ticketcore.plugin_manager import build_plugin_manager
 from ticketcore.plugins.notifiers import email as email_notifier
-from ticketcore.plugins.notifiers.testing import ensure_entry_points
+from ticketcore.plugins.notifiers.testing import ensure_entry_points, send_notification
 from ticketcore.testing import api_client, seed_helpdesk
 
 HelpdeskFactory = Callable[..., Awaitable[App]]
@@ -128,16 +128,6 @@ def note(kind: str = "ticket_created", key: str = "created:42", **data: Any) -> 
     )
 
 
-async def send(app: App, notification: Notification) -> None:
-    async with app.db.transaction():
-        await app.jobs.enqueue(
-            "notify",
-            {"notification": msgspec.to_builtins(notification)},
-            key=notification.idempotency_key,
-        )
-    await app.jobs.drain()
-
-
 async def job_rows(app: App) -> list[dict[str, Any]]:
     return await app.db.fetch("SELECT status, last_error FROM job WHERE kind = 'notify'")
 
@@ -238,7 +228,7 @@ async def test_english_mail_is_sent_one_message_per_recipient(
 ) -> None:
     app = await helpdesk_factory(**settings(smtp.port, reply_to="support@help.example"))
     n = msgspec.structs.replace(note(), recipients=["carol@customer.test", "dan@customer.test"])
-    await send(app, n)
+    await send_notification(app, n)
 
     assert [r["status"] for r in await job_rows(app)] == ["done"]
     assert [(frm, rcpts) for frm, rcpts, _ in smtp.mailbox.messages] == [
@@ -269,9 +259,11 @@ async def test_french_mail_uses_the_fr_templates(
     helpdesk_factory: HelpdeskFactory, smtp: Smtp
 ) -> None:
     app = await helpdesk_factory(**settings(smtp.port, language="fr"))
-    await send(app, note("ticket_closed", key="closed:42", survey_url="https://help.example/s/42"))
+    await send_notification(
+        app, note("ticket_closed", key="closed:42", survey_url="https://help.example/s/42")
+    )
     # a notification may ask for another language (e.g. the customer's)
-    await send(app, note("ticket_resolved", key="resolved:42", language="en"))
+    await send_notification(app, note("ticket_resolved", key="resolved:42", language="en"))
 
     closed, resolved = smtp.mailbox.to("carol@customer.test")
     assert closed["Subject"] == "Clos : [#42] Printer on fire"
@@ -296,8 +288,8 @@ async def test_the_organisations_template_folder_wins(
         encoding="utf-8",
     )
     app = await helpdesk_factory(**settings(smtp.port, language="fr", templates_dir=str(overrides)))
-    await send(app, note("ticket_created", key="created:42"))
-    await send(app, note("agent_reply", key="reply:42", agent_name="Alex"))
+    await send_notification(app, note("ticket_created", key="created:42"))
+    await send_notification(app, note("agent_reply", key="reply:42", agent_name="Alex"))
 
     created, reply = smtp.mailbox.to("carol@customer.test")
     assert created["Subject"] == "Demande #42 enregistrée"
@@ -316,7 +308,7 @@ async def test_refused_recipient_is_retried_alone_and_down_server_recovers(
     app = await helpdesk_factory(**settings(port))
     n = msgspec.structs.replace(note(), recipients=["carol@customer.test", "busy@customer.test"])
 
-    await send(app, n)  # no server listening yet
+    await send_notification(app, n)  # no server listening yet
     (row,) = await job_rows(app)
     assert row["status"] == "pending" and "notifiers.email" in row["last_error"]
 
@@ -361,7 +353,7 @@ async def test_smtp_login_and_password_redacted(
             env={"TC_SMTP_PASSWORD": "pw-0001-secret"},
             **settings(server.port, username="helpdesk", password={"env": "TC_SMTP_PASSWORD"}),
         )
-        await send(app, note())
+        await send_notification(app, note())
     finally:
         server.stop()
 

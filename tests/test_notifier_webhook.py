@@ -18,7 +18,11 @@ from ticketcore.app import App
 from ticketcore.clock import FrozenClock
 from ticketcore.config import REDACTED
 from ticketcore.plugins.notifiers import webhook
-from ticketcore.plugins.notifiers.testing import HttpReceiver, ensure_entry_points
+from ticketcore.plugins.notifiers.testing import (
+    HttpReceiver,
+    ensure_entry_points,
+    send_notification,
+)
 from ticketcore.testing import api_client, seed_helpdesk
 
 HelpdeskFactory = Callable[..., Awaitable[App]]
@@ -44,17 +48,6 @@ def note(kind: str = "sla_warning", key: str = "sla_warning:1", **data: Any) -> 
         idempotency_key=key,
         data=data or {"minutes": 10},
     )
-
-
-async def send(app: App, notification: Notification) -> None:
-    """Enqueue a notify job (as the core does, in a transaction) and drain the worker."""
-    async with app.db.transaction():
-        await app.jobs.enqueue(
-            "notify",
-            {"notification": msgspec.to_builtins(notification)},
-            key=notification.idempotency_key,
-        )
-    await app.jobs.drain()
 
 
 async def notify_jobs(app: App) -> list[dict[str, Any]]:
@@ -126,7 +119,7 @@ async def test_notification_is_posted_signed_with_a_delivery_id(
         )
         n = note()
         with caplog.at_level(logging.INFO, logger="ticketcore.notifiers.webhook"):
-            await send(app, n)
+            await send_notification(app, n)
 
     (request,) = receiver.requests
     assert (request.method, request.path) == ("POST", "/ops/hook")
@@ -171,7 +164,7 @@ async def test_failing_receiver_is_retried_with_backoff_without_repeating_chat(
             },
         )
         n = note()
-        await send(app, n)
+        await send_notification(app, n)
 
         assert len(chat.requests) == 1 and len(hooks.requests) == 1
         (job,) = await notify_jobs(app)
@@ -218,7 +211,7 @@ async def test_a_url_that_acknowledged_is_not_posted_again_when_another_fails(
                 )
             ]
         )
-        await send(app, note())
+        await send_notification(app, note())
         (job,) = await notify_jobs(app)
         assert job["status"] == "pending"
         assert (
@@ -244,7 +237,7 @@ async def test_unreachable_receiver_fails_then_delivers_once_it_is_back(
         plugins={"notifiers": ["webhook"]},
         plugin={"notifiers": {"webhook": {"urls": [receiver.url()], "secret": SECRET}}},
     )
-    await send(app, note())
+    await send_notification(app, note())
     (job,) = await notify_jobs(app)
     assert job["status"] == "pending"
     assert "ConnectError" in job["last_error"]
@@ -276,8 +269,8 @@ async def test_kinds_filter_sends_only_the_listed_kinds(
                 }
             },
         )
-        await send(app, note("sla_warning", key="w:1"))
-        await send(app, note("sla_breach", key="b:1"))
+        await send_notification(app, note("sla_warning", key="w:1"))
+        await send_notification(app, note("sla_breach", key="b:1"))
 
     assert [r.headers["x-ticketcore-kind"] for r in receiver.requests] == ["sla_breach"]
     assert [j["status"] for j in await notify_jobs(app)] == ["done", "done"]

@@ -146,3 +146,15 @@ class HttpReceiver:
             + text
         )
         await writer.drain()
+
+
+async def send_notification(app: Any, notification: Any) -> None:
+    """Enqueue a ``notify`` job as the core does (inside a transaction), then run the worker
+    until no job is due."""
+    async with app.db.transaction():
+        await app.jobs.enqueue(
+            "notify",
+            {"notification": msgspec.to_builtins(notification)},
+            key=notification.idempotency_key,
+        )
+    await app.jobs.drain()
