@@ -26,6 +26,8 @@ import msgspec
 
 from ticketcore import Priority, Ticket, hookimpl
 
+from ._priority import raise_priority
+
 _TRUE = {"true", "yes", "y", "1", "x"}
 _FALSE = {"false", "no", "n", "0", ""}
 
@@ -163,14 +165,8 @@ class CsvCrm:
             notes.append("VIP")
             if self.config.vip_priority is not None:
                 wanted.append(self.config.vip_priority)
-        target = max(wanted, key=lambda p: p.rank, default=None)
         detail = f" ({', '.join(notes)})" if notes else ""
-        reason = f"CRM {self.path.name}: {how}{detail}"
-        if target is not None and target.rank > ticket.priority.rank:
-            result["priority"] = target.value
-            reason += f"; priority raised from {ticket.priority.value} to {target.value}"
-        result["reason"] = reason
-        return result
+        return raise_priority(ticket, wanted, f"CRM {self.path.name}: {how}{detail}", result)
 
 
 def create(config: Config) -> CsvCrm:

@@ -34,6 +34,8 @@ import msgspec
 
 from ticketcore import Priority, Ticket, hookimpl
 
+from ._priority import raise_priority
+
 if TYPE_CHECKING:
     from ticketcore import App
 
@@ -152,12 +154,7 @@ class HttpCrm:
             if self.config.vip_priority is not None:
                 wanted.append(self.config.vip_priority)
         reason = f"CRM lookup of {email!r}" + (f" ({', '.join(notes)})" if notes else "")
-        target = max(wanted, key=lambda p: p.rank, default=None)
-        if target is not None and target.rank > ticket.priority.rank:
-            result["priority"] = target.value
-            reason += f"; priority raised from {ticket.priority.value} to {target.value}"
-        result["reason"] = reason
-        return result
+        return raise_priority(ticket, wanted, reason, result)
 
 
 def create(config: Config) -> HttpCrm:
