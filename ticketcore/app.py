@@ -34,6 +34,7 @@ class App:
         from ticketcore.services.auth import AuthService
         from ticketcore.services.directory import DirectoryService
         from ticketcore.services.macros import MacroService
+        from ticketcore.services.sla_timers import SlaTimers
         from ticketcore.services.tickets import TicketService
 
         self.settings = settings
@@ -47,10 +48,15 @@ class App:
         ]
         self.db.bind([*ALL_TABLES, *self.plugin_tables])
         self.jobs = JobQueue(self, self._job_handlers())
+        self.sla_timers = SlaTimers(self)
+        self.jobs.add_poller(self.sla_timers.poll)
         self.tickets = TicketService(self)
         self.auth = AuthService(self)
         self.directory = DirectoryService(self)
         self.macros = MacroService(self)
+        #: Whether plugins may open network listeners (the SMTP intake): ``ticketcore serve``
+        #: sets it, so workers and one-off commands never compete for a port.
+        self.listeners = False
         self._started = False
 
     def _job_handlers(self) -> dict[str, JobHandler]:

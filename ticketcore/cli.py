@@ -20,6 +20,8 @@ from ticketcore.errors import ConfigError, TicketCoreError
 from ticketcore.plugin_manager import build_plugin_manager, installed_plugins
 
 DEMO_DATABASE = "sqlite:///ticketcore-demo.db"
+#: sysexits.h: a temporary failure; an MTA piping mail to us retries later.
+EX_TEMPFAIL = 75
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -61,6 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         app = create_helpdesk(settings)
+        app.listeners = True
         await app.start()
         base = f"http://{host}:{port}"
         if args.demo:
@@ -230,6 +233,57 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
     return asyncio.run(_with_app(settings, work))
 
 
+def cmd_mail_ingest(args: argparse.Namespace) -> int:
+    """Feed a mail file, a Maildir, an mbox or a folder of mails to the e-mail channel."""
+    from pathlib import Path
+
+    from ticketcore.plugins.channels.email import channel_of
+    from ticketcore.plugins.channels.email.sources import MailSourceError, ingest_path
+
+    settings = _settings(args)
+    path = Path(args.path)
+    if args.path != "-" and not path.exists():
+        print(f"ticketcore: {path}: no such file or directory", file=sys.stderr)
+        return 2
+
+    async def work(app: App) -> int:
+        channel = channel_of(app)
+        outcomes: dict[str, int] = {}
+        if args.path == "-":
+            # An MTA pipe: exit 75 (EX_TEMPFAIL) on failure so the MTA keeps the mail and
+            # retries, as with an SMTP 451.
+            try:
+                result = await channel.ingest(sys.stdin.buffer.read(), source="stdin")
+            except Exception as exc:
+                print(f"ticketcore: mail not stored, retry later: {exc}", file=sys.stderr)
+                return EX_TEMPFAIL
+            await app.jobs.drain()
+            print(json.dumps({"outcomes": {result.outcome: 1}, "ticket_id": result.ticket_id}))
+            return 0
+
+        async def ingest(raw: bytes, *, source: str) -> object:
+            result = await channel.ingest(raw, source=source)
+            outcomes[result.outcome] = outcomes.get(result.outcome, 0) + 1
+            return result
+
+        try:
+            report = await ingest_path(path, ingest)
+        except MailSourceError as exc:
+            print(f"ticketcore: {exc}", file=sys.stderr)
+            return 2
+        # Acknowledgements and other side effects are queued; deliver them now.
+        await app.jobs.drain()
+        summary = {
+            "outcomes": outcomes,
+            "failed": [msgspec.to_builtins(f) for f in report.failures],
+            "skipped": [msgspec.to_builtins(f) for f in report.skipped],
+        }
+        print(json.dumps(summary))
+        return 1 if report.failed else 0
+
+    return asyncio.run(_with_app(settings, work))
+
+
 # --- parser ---------------------------------------------------------------------------------
 
 
@@ -291,6 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
     create = command("create", cmd_tokens_create, "issue an API token", tokens_sub)
     create.add_argument("--email", required=True)
     create.add_argument("--name", default="cli")
+
+    mail = sub.add_parser("mail", help="e-mail channel tools")
+    mail_sub = mail.add_subparsers(dest="mail_command", required=True)
+    ingest = command(
+        "ingest",
+        cmd_mail_ingest,
+        "ingest a mail file, Maildir, mbox or folder (as an MTA pipe or a migration would)",
+        mail_sub,
+    )
+    ingest.add_argument(
+        "path", help="a .eml file, a Maildir, an mbox file, a folder, or - for one mail on stdin"
+    )
     return parser
 
 

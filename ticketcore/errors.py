@@ -62,6 +62,13 @@ class VersionConflict(TicketCoreError):
     code = "version_conflict"
 
 
+class DuplicateMessage(TicketCoreError):
+    """A message with this Message-ID is already on record (a redelivered mail, a retry)."""
+
+    status_code = 409
+    code = "duplicate_message"
+
+
 class InvalidTransition(TicketCoreError):
     """A lifecycle transition that the state machine does not allow from the current status."""
 

@@ -21,12 +21,14 @@ import pluggy
 from ticketcore.domain.models import (
     Actor,
     Classification,
+    EscalationStep,
     InboundMessage,
     KbHit,
     Notification,
     RouteDecision,
     RoutingContext,
     Screening,
+    SlaAlert,
     SlaTargets,
     Ticket,
     TicketEvent,
@@ -66,6 +68,17 @@ def register_tables() -> list[Any]:
 @hookspec
 def register_routes() -> list[Any]:
     """Return Litestar route handlers or controllers to mount in the web application."""
+    return []
+
+
+@hookspec
+def register_templates() -> list[Any]:
+    """Return folders (``str`` or ``pathlib.Path``) of Jinja2 templates for the web pages.
+
+    They are searched after the organisation's own ``[web] templates_dir`` and before the
+    built-in templates, so a plugin can add pages and override built-in blocks, and an
+    organisation can still override the plugin's templates.
+    """
     return []
 
 
@@ -140,7 +153,24 @@ def route_ticket(ticket: Ticket, context: RoutingContext) -> RouteDecision | Non
 
 @hookspec(firstresult=True)
 def compute_sla(ticket: Ticket, now: datetime) -> SlaTargets | None:
-    """First result: due times for a ticket. Sync, pure; wrappers can adjust for calendars."""
+    """First result: due times (and warning times) for a ticket. Sync, pure.
+
+    Called when a ticket is created, when its status changes (the clock pauses while it
+    waits on the customer or is on hold: ``ticket.sla.paused_since``), and when an agent
+    or the customer replies. ``ticket.sla`` holds the finished ``pauses`` and the start of
+    the next-response clock (``awaiting_reply_since``). Return None when no policy applies;
+    a target left None is not tracked. Wrappers can adjust the answer (e.g. calendars).
+    """
+
+
+@hookspec(firstresult=True)
+def sla_escalation(ticket: Ticket, alert: SlaAlert) -> list[EscalationStep] | None:
+    """First result: the escalation steps to run for an SLA warning or breach. Sync, pure.
+
+    The host runs each step exactly once (notify, raise priority, reassign to a team),
+    records it in the ticket's history, and delivers notifications through the outbox.
+    Return None (or an empty list) for no escalation.
+    """
 
 
 # --- lifecycle ------------------------------------------------------------------------------

@@ -38,6 +38,9 @@ class JobRecord(msgspec.Struct, kw_only=True):
 
 
 JobHandler = Callable[["App", JobRecord], Awaitable[None]]
+#: Other due work the worker polls besides the job table (e.g. SLA timers on tickets):
+#: run one batch, return how many items it handled.
+Poller = Callable[[], Awaitable[int]]
 
 
 class JobQueue:
@@ -59,6 +62,17 @@ class JobQueue:
         self._enqueued = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.pollers: list[Poller] = []
+
+    def add_poller(self, poller: Poller) -> None:
+        """Have the worker (``work``, ``drain``) also run ``poller`` on every round."""
+        self.pollers.append(poller)
+
+    async def _poll(self) -> int:
+        ran = 0
+        for poller in self.pollers:
+            ran += await poller()
+        return ran
 
     async def enqueue(
         self,
@@ -214,7 +228,7 @@ class JobQueue:
         """Run due jobs until none are left (or ``max_rounds`` batches); return the count."""
         total = 0
         for _ in range(max_rounds):
-            ran = await self.run_due()
+            ran = await self._poll() + await self.run_due()
             if not ran:
                 break
             total += ran
@@ -228,7 +242,7 @@ class JobQueue:
             # or the worker sleeps a whole poll interval (stop_worker hung that long).
             self._wake.clear()
             try:
-                ran = await self.run_due()
+                ran = await self._poll() + await self.run_due()
             except Exception:
                 log.exception("worker loop error; retrying")
                 ran = 0

@@ -26,6 +26,7 @@ import pytest_asyncio
 from ticketcore.app import App, create_helpdesk
 from ticketcore.clock import FrozenClock
 from ticketcore.config import Settings, settings_from_mapping
+from ticketcore.db.database import Database
 from ticketcore.domain.commands import NewUser
 from ticketcore.domain.enums import Role
 from ticketcore.domain.models import Principal
@@ -280,3 +281,52 @@ def plugin_registrar(helpdesk: App) -> Iterator[Callable[[Any, str], None]]:
     yield register
     for name in names:
         helpdesk.pm.unregister(name=name)
+
+
+class InsertFailure:
+    """A real database failure on demand: while on, the database itself refuses every INSERT
+    into ``table`` (a trigger raising inside the writing transaction), on SQLite and
+    PostgreSQL. For testing that a failure mid-write loses and doubles nothing::
+
+        failure = await InsertFailure.install(app.db, "entry")
+        await failure.on()
+        ...  # the intake's transaction rolls back
+        await failure.off()
+    """
+
+    def __init__(self, db: Database, table: str) -> None:
+        self.db = db
+        self.table = table
+        self.switch = f"fail_{table}_switch"
+
+    @classmethod
+    async def install(cls, db: Database, table: str) -> InsertFailure:
+        """Create the switch table and the trigger (initially off)."""
+        self = cls(db, table)
+        await db.execute_ddl(f"CREATE TABLE {self.switch} (on_ integer)")
+        if db.is_sqlite:
+            await db.execute_ddl(
+                f"CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} "
+                f"WHEN (SELECT COUNT(*) FROM {self.switch}) > 0 "
+                "BEGIN SELECT RAISE(ABORT, 'injected failure'); END"
+            )
+        else:
+            await db.execute_ddl(
+                f"CREATE FUNCTION fail_{table}() RETURNS trigger AS $$ BEGIN "
+                f"IF (SELECT COUNT(*) FROM {self.switch}) > 0 THEN "
+                "RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$ "
+                "LANGUAGE plpgsql"
+            )
+            await db.execute_ddl(
+                f"CREATE TRIGGER fail_{table} BEFORE INSERT ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION fail_{table}()"
+            )
+        return self
+
+    async def on(self) -> None:
+        """From now on, INSERTs into the table fail."""
+        await self.db.fetch(f"INSERT INTO {self.switch} (on_) VALUES (1)")
+
+    async def off(self) -> None:
+        """INSERTs work again."""
+        await self.db.fetch(f"DELETE FROM {self.switch}")

@@ -20,6 +20,17 @@ Dialect = Literal["sqlite", "postgres"]
 
 
 @functools.lru_cache(maxsize=2048)
+def is_unique_violation(exc: BaseException) -> bool:
+    """Whether ``exc`` is a unique-constraint violation, on either engine's driver."""
+    import sqlite3
+
+    if isinstance(exc, sqlite3.IntegrityError):
+        return "UNIQUE" in str(exc)
+    import asyncpg
+
+    return isinstance(exc, asyncpg.UniqueViolationError)
+
+
 def _compile(sql: str, dialect: Dialect) -> str:
     """Turn ``{}`` placeholders into the driver's: ``?`` (sqlite3) or ``$1..$n`` (asyncpg)."""
     if dialect == "sqlite":

@@ -102,11 +102,59 @@ async def _m0004_macros(db: Database) -> None:
     await create_tables(db, [Macro])
 
 
+async def _m0005_unique_message_ids(db: Database) -> None:
+    """One entry per Message-ID: a mail delivered twice (an SMTP retry, two MX paths, an IMAP
+    refetch) can never become two messages, even when both deliveries race."""
+    await db.execute_ddl("DROP INDEX IF EXISTS entry_message_id")
+    await db.execute_ddl(
+        "CREATE UNIQUE INDEX IF NOT EXISTS entry_message_id_unique ON entry (message_id)"
+    )
+
+
+#: Columns of the SLA state (0006), with their DDL types.
+_SLA_COLUMNS = (
+    ("sla_policy", "VARCHAR(100)"),
+    ("first_response_due_at", "TIMESTAMPTZ"),
+    ("next_response_due_at", "TIMESTAMPTZ"),
+    ("resolution_due_at", "TIMESTAMPTZ"),
+    ("sla_paused_at", "TIMESTAMPTZ"),
+    ("sla_pauses", "JSON NOT NULL DEFAULT '[]'"),
+    ("sla_reply_since", "TIMESTAMPTZ"),
+    ("sla_due_at", "TIMESTAMPTZ"),
+    ("sla_next_check_at", "TIMESTAMPTZ"),
+    ("sla_timers", "JSON NOT NULL DEFAULT '[]'"),
+    ("sla_fired", "JSON NOT NULL DEFAULT '[]'"),
+    ("sla_locked_by", "VARCHAR(100)"),
+    ("sla_locked_until", "TIMESTAMPTZ"),
+)
+_SLA_INDEXES = (
+    # Partial: only tickets with a running clock are in them, so both stay small, and
+    # "the N nearest to breach" / "the timers due now" are index range scans.
+    "CREATE INDEX IF NOT EXISTS ix_ticket_sla_due ON ticket (sla_due_at) "
+    "WHERE sla_due_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS ix_ticket_sla_check ON ticket (sla_next_check_at) "
+    "WHERE sla_next_check_at IS NOT NULL",
+)
+
+
+async def _m0006_sla(db: Database) -> None:
+    """SLA state on the ticket: due times, pauses, timers with a lease; added only when
+    missing, as in 0002."""
+    existing = await _columns(db, "ticket")
+    for name, ddl_type in _SLA_COLUMNS:
+        if name not in existing:
+            await db.execute_ddl(f"ALTER TABLE ticket ADD COLUMN {name} {ddl_type}")
+    for ddl in _SLA_INDEXES:
+        await db.execute_ddl(ddl)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _m0001_initial),
     (2, "agent availability and skills", _m0002_routing),
     (3, "agent working hours", _m0003_working_hours),
     (4, "macros", _m0004_macros),
+    (5, "unique message ids", _m0005_unique_message_ids),
+    (6, "SLA state on tickets", _m0006_sla),
 ]
 
 

@@ -127,6 +127,28 @@ class Ticket(Table, tablename="ticket"):
     first_response_at = Timestamptz(null=True, default=None)
     resolved_at = Timestamptz(null=True, default=None)
     closed_at = Timestamptz(null=True, default=None)
+    # SLA state (migration 0006; databases created later get it from 0001's tables).
+    #: The policy (rule) that set the due times; None: no SLA.
+    sla_policy = Varchar(length=100, null=True, default=None)
+    first_response_due_at = Timestamptz(null=True, default=None)
+    next_response_due_at = Timestamptz(null=True, default=None)
+    resolution_due_at = Timestamptz(null=True, default=None)
+    #: When the clock stopped (waiting on the customer, on hold); None: running.
+    sla_paused_at = Timestamptz(null=True, default=None)
+    #: Finished pauses: ``[[paused_at, resumed_at], ...]`` (ISO 8601).
+    sla_pauses = JSON(default="[]")
+    #: Start of the next-response clock: the customer's oldest unanswered message.
+    sla_reply_since = Timestamptz(null=True, default=None)
+    #: The earliest due time not yet met (indexed: "nearest to breach").
+    sla_due_at = Timestamptz(null=True, default=None)
+    #: When the next warning or breach fires (indexed: the timer scan).
+    sla_next_check_at = Timestamptz(null=True, default=None)
+    #: Pending timers ``[[at, target, stage, due], ...]`` and what already fired.
+    sla_timers = JSON(default="[]")
+    sla_fired = JSON(default="[]")
+    #: The SLA worker holding this ticket's due timers, and until when (a lease).
+    sla_locked_by = Varchar(length=100, null=True, default=None)
+    sla_locked_until = Timestamptz(null=True, default=None)
 
 
 class TicketTag(Table, tablename="ticket_tag"):

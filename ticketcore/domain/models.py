@@ -83,6 +83,37 @@ class Link(msgspec.Struct, frozen=True, kw_only=True):
     ticket_id: int
 
 
+#: The service-level targets a policy can set.
+SlaTarget = Literal["first_response", "next_response", "resolution"]
+SLA_TARGETS: tuple[SlaTarget, ...] = ("first_response", "next_response", "resolution")
+#: When an alert fires: at the policy's warning share of the time, or at the due time.
+SlaStage = Literal["warning", "breach"]
+
+
+class TicketSla(msgspec.Struct, frozen=True, kw_only=True):
+    """A ticket's SLA clock as stored: what ``compute_sla`` decided, and what it needs.
+
+    Due times are None when the target does not apply, is met, or while the clock is
+    paused (the ticket waits on the customer or is on hold: ``paused_since`` is set).
+    ``pauses`` are the finished pauses, oldest first. ``awaiting_reply_since`` is when the
+    customer's oldest unanswered message arrived after the first response: the start of
+    the next-response clock.
+    """
+
+    policy: str | None = None
+    first_response_due_at: datetime | None = None
+    next_response_due_at: datetime | None = None
+    resolution_due_at: datetime | None = None
+    paused_since: datetime | None = None
+    pauses: list[tuple[datetime, datetime]] = []
+    awaiting_reply_since: datetime | None = None
+
+    def due(self, target: SlaTarget) -> datetime | None:
+        """The due time of ``target``."""
+        value: datetime | None = getattr(self, f"{target}_due_at")
+        return value
+
+
 class Ticket(msgspec.Struct, frozen=True, kw_only=True):
     """A snapshot of a ticket as stored at one version."""
 
@@ -106,6 +137,8 @@ class Ticket(msgspec.Struct, frozen=True, kw_only=True):
     closed_at: datetime | None = None
     description: str = ""
     links: list[Link] = []
+    #: Service-level state: the policy applied, due times and the pauses of the clock.
+    sla: TicketSla = msgspec.field(default_factory=TicketSla)
 
     @property
     def number(self) -> str:
@@ -290,12 +323,67 @@ class Classification(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class SlaTargets(msgspec.Struct, frozen=True, kw_only=True):
-    """Due times computed by an SLA policy."""
+    """Due times computed by an SLA policy, and when to warn before each.
+
+    A target left None does not apply (or is met). A ``*_warning`` time, when given, is the
+    instant at which the policy's warning share of that target's time has run.
+    """
 
     policy: str
     first_response_due: datetime | None = None
     next_response_due: datetime | None = None
     resolution_due: datetime | None = None
+    first_response_warning: datetime | None = None
+    next_response_warning: datetime | None = None
+    resolution_warning: datetime | None = None
+
+    def due(self, target: SlaTarget) -> datetime | None:
+        """The due time of ``target``."""
+        value: datetime | None = getattr(self, f"{target}_due")
+        return value
+
+    def warning(self, target: SlaTarget) -> datetime | None:
+        """When to warn about ``target``."""
+        value: datetime | None = getattr(self, f"{target}_warning")
+        return value
+
+
+class SlaAlert(msgspec.Struct, frozen=True, kw_only=True):
+    """A warning or a breach of one SLA target of one ticket, as the escalation hook sees it.
+
+    ``team_slug`` and ``assignee_email`` let a policy name its recipients without I/O.
+    """
+
+    ticket_id: int
+    policy: str | None
+    target: SlaTarget
+    stage: SlaStage
+    due_at: datetime
+    team_slug: str | None = None
+    assignee_email: str | None = None
+
+
+class EscalationStep(msgspec.Struct, frozen=True, kw_only=True):
+    """One step of an escalation chain; exactly one action is set.
+
+    ``notify``: e-mail addresses to send an SLA notification to; ``raise_priority``: a
+    priority the ticket gets at least; ``reassign_team``: the slug of a team the ticket
+    moves to (its assignee is cleared so that the team picks it up).
+    """
+
+    name: str = ""
+    notify: list[str] = []
+    raise_priority: Priority | None = None
+    reassign_team: str | None = None
+
+    @property
+    def action(self) -> str:
+        """``notify``, ``raise_priority`` or ``reassign_team``."""
+        if self.raise_priority is not None:
+            return "raise_priority"
+        if self.reassign_team is not None:
+            return "reassign_team"
+        return "notify"
 
 
 class InboundMessage(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -16,12 +17,15 @@ from ticketcore.domain.models import (
     Link,
     Ticket,
     TicketEvent,
+    TicketSla,
 )
 
 TICKET_COLUMNS = (
     "t.id, t.key, t.subject, t.status, t.priority, t.category, t.channel, t.team, "
     "t.assignee, t.custom_fields, t.tags, t.version, t.created_at, t.updated_at, "
     "t.first_response_at, t.resolved_at, t.closed_at, t.requester, "
+    "t.sla_policy, t.first_response_due_at, t.next_response_due_at, t.resolution_due_at, "
+    "t.sla_paused_at, t.sla_pauses, t.sla_reply_since, "
     "c.name AS c_name, c.email AS c_email, c.phone AS c_phone, c.organisation AS c_org, "
     "c.vip AS c_vip, o.name AS o_name, o.vip AS o_vip"
 )
@@ -49,6 +53,32 @@ def load_json(value: Any) -> Any:
 def dump_json(value: Any) -> str:
     """Encode a value for a JSON column."""
     return msgspec.json.encode(value).decode()
+
+
+_NO_SLA = TicketSla()
+_PAUSES = msgspec.json.Decoder(list[tuple[datetime, datetime]])
+
+
+def sla_from_row(row: dict[str, Any]) -> TicketSla:
+    """The SLA part of a ticket row (selected with TICKET_COLUMNS)."""
+    policy = row["sla_policy"]
+    pauses = row["sla_pauses"]
+    paused = row["sla_paused_at"]
+    if policy is None and paused is None and pauses in ("[]", None, []):
+        return _NO_SLA  # most tickets of a helpdesk without SLA: no work per row
+    if isinstance(pauses, str):
+        pauses = _PAUSES.decode(pauses) if pauses != "[]" else []
+    elif pauses:
+        pauses = msgspec.convert(pauses, list[tuple[datetime, datetime]])
+    return TicketSla(
+        policy=policy,
+        first_response_due_at=row["first_response_due_at"],
+        next_response_due_at=row["next_response_due_at"],
+        resolution_due_at=row["resolution_due_at"],
+        paused_since=paused,
+        pauses=pauses or [],
+        awaiting_reply_since=row["sla_reply_since"],
+    )
 
 
 def ticket_from_row(
@@ -84,6 +114,7 @@ def ticket_from_row(
         closed_at=row["closed_at"],
         description=description,
         links=links or [],
+        sla=sla_from_row(row),
     )
 
 

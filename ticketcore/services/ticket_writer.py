@@ -28,11 +28,13 @@ from ticketcore.services.routing import (
     run_routing_chain,
 )
 from ticketcore.services.rows import dump_json
+from ticketcore.services.sla import PLAN_COLUMNS, SlaPlan
 
 if TYPE_CHECKING:
     from ticketcore.app import App
 
 MAX_BATCH = 64
+_NO_PLAN = tuple(SlaPlan().columns().values())
 
 
 class PendingTicket(msgspec.Struct, kw_only=True):
@@ -47,6 +49,8 @@ class PendingTicket(msgspec.Struct, kw_only=True):
     created: dict[str, Any]
     events: list[EventDraft]
     future: asyncio.Future[Ticket]
+    #: The SLA columns to store (None: no SLA policy is enabled).
+    sla: SlaPlan | None = None
 
 
 class TicketBatchWriter:
@@ -121,10 +125,10 @@ class TicketBatchWriter:
             drafts = await self._with_contacts([item.draft for item in batch], now)
             routing = await self._route(drafts, now)
             drafts = [d for d, _ in routing]
-            columns = 15
+            columns = 15 + len(PLAN_COLUMNS)
             values = ", ".join(["(" + ", ".join(["{}"] * columns) + ")"] * len(drafts))
             args: list[Any] = []
-            for d in drafts:
+            for d, item in zip(drafts, batch, strict=True):
                 args += [
                     d.key,
                     d.subject,
@@ -142,10 +146,11 @@ class TicketBatchWriter:
                     now,
                     now,
                 ]
+                args += item.sla.columns().values() if item.sla else _NO_PLAN
             rows = await db.fetch(
                 "INSERT INTO ticket (key, subject, description, status, priority, category, "
                 "channel, requester, team, assignee, custom_fields, tags, version, created_at, "
-                f"updated_at) VALUES {values} RETURNING id, key",
+                f"updated_at, {', '.join(PLAN_COLUMNS)}) VALUES {values} RETURNING id, key",
                 *args,
             )
             ids = {row["key"]: row["id"] for row in rows}

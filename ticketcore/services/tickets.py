@@ -11,11 +11,13 @@ import asyncio
 import base64
 import builtins  # in TicketService, `list` names the method: annotations use builtins.list
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from ticketcore.db.database import is_unique_violation
 from ticketcore.domain.commands import (
     LinkRequest,
     NewEntry,
@@ -36,14 +38,15 @@ from ticketcore.domain.models import (
     TicketEvent,
 )
 from ticketcore.errors import (
+    DuplicateMessage,
     InvalidTransition,
     NotFound,
     TransitionVetoed,
     ValidationFailed,
     VersionConflict,
 )
-from ticketcore.services import permissions
-from ticketcore.services.attachments import AttachmentStore
+from ticketcore.services import permissions, sla
+from ticketcore.services.attachments import AttachmentStore, StoredFile
 from ticketcore.services.directory import normalise_email
 from ticketcore.services.history import EventDraft, record_events
 from ticketcore.services.html import html_to_text, sanitize_html
@@ -76,6 +79,9 @@ _PATCH_FIELDS = {
     "tags": "tags",
     "custom_fields": "custom_fields",
 }
+
+#: Fields an SLA policy may choose targets by: changing one recomputes the due times.
+_SLA_FIELDS = frozenset({"priority", "category", "custom_fields"})
 
 
 class Page(msgspec.Struct, kw_only=True):
@@ -339,9 +345,14 @@ class TicketService:
         return Contact(id=0, name=name[:200], email=address, phone=req.phone)
 
     def _triage_needs_requester(self) -> bool:
-        """Triage plugins may look at the requester (VIP, domain): resolve it before them."""
+        """Triage and SLA plugins may look at the requester (VIP, organisation): resolve it
+        before them."""
         hooks = self.app.hooks
-        return bool(hooks.implementers("classify_ticket") or hooks.implementers("enrich_ticket"))
+        return bool(
+            hooks.implementers("classify_ticket")
+            or hooks.implementers("enrich_ticket")
+            or hooks.implementers("compute_sla")
+        )
 
     async def _check_refs(
         self, team_id: int | None, assignee_id: int | None, prefix: str = ""
@@ -411,8 +422,15 @@ class TicketService:
 
     # --- commands ---------------------------------------------------------------------------
 
-    async def create(self, actor: Principal, cmd: NewTicket) -> Ticket:
-        """Open a ticket: validate, triage, route, and write it with its first message."""
+    async def create(
+        self, actor: Principal, cmd: NewTicket, *, files: Sequence[StoredFile] = ()
+    ) -> Ticket:
+        """Open a ticket: validate, triage, route, and write it with its first message.
+
+        ``files`` are attachments a channel already stored (e.g. parts of an inbound mail),
+        added to those uploaded in ``cmd``. A ``cmd.message_id`` already on record raises
+        DuplicateMessage: the same mail delivered twice never opens two tickets.
+        """
         limits = self.app.settings.limits
         subject = cmd.subject.strip()
         if not subject:
@@ -428,7 +446,7 @@ class TicketService:
                 "customers cannot choose a team or an agent",
                 field="team_id" if cmd.team_id else "assignee_id",
             )
-        files = self._store_files(cmd.attachments, "attachments")
+        stored = [*self._store_files(cmd.attachments, "attachments"), *files]
         now = self.app.clock.now()
         requester = await self._resolve_requester(actor, cmd, now)
         draft = Ticket(
@@ -459,18 +477,26 @@ class TicketService:
         }
         # Triage may do I/O (CRM lookups): it runs before the transaction opens.
         draft, triage_events = await triage(self.app, draft)
+        # The SLA policy is pure: due times are computed here too, outside the batch.
+        draft, sla_plan, sla_events = sla.on_create(self.app, draft, now)
         await self._check_refs(cmd.team_id, cmd.assignee_id)
         pending = PendingTicket(
             actor=actor,
             draft=draft,
             body_html=html,
-            files=files,
+            files=stored,
             message_id=cmd.message_id,
             created=created,
-            events=triage_events,
+            events=[*triage_events, *sla_events],
+            sla=sla_plan,
             future=asyncio.get_running_loop().create_future(),
         )
-        return await self.writer.write(pending)
+        try:
+            return await self.writer.write(pending)
+        except Exception as exc:
+            if cmd.message_id and is_unique_violation(exc):
+                raise _duplicate(cmd.message_id) from exc
+            raise
 
     async def update(
         self, actor: Principal, ticket_id: int, patch: TicketPatch, version: int | None = None
@@ -541,9 +567,10 @@ class TicketService:
                 team = changes.get("team_id", (None, current.team_id))[1]
                 if team is not None:
                     await record_assignment(self.app, team, changes["assignee_id"][1], now)
-            await record_events(
-                self.app, ticket_id, actor.actor, [EventDraft(kind="updated", changes=changes)], now
-            )
+            updated = [EventDraft(kind="updated", changes=changes)]
+            if _SLA_FIELDS.intersection(changes):  # the policy may choose other targets
+                updated += await sla.after_change(self.app, ticket_id, now)
+            await record_events(self.app, ticket_id, actor.actor, updated, now)
         self.app.jobs.wake()
         return await self.snapshot(ticket_id)
 
@@ -613,29 +640,76 @@ class TicketService:
             event = await self._apply_status(
                 ticket_id, row, transition.target, transition.name, now, extra
             )
-            await record_events(self.app, ticket_id, actor.actor, [event], now)
+            events = [event, *await sla.after_change(self.app, ticket_id, now)]
+            await record_events(self.app, ticket_id, actor.actor, events, now)
         self.app.jobs.wake()
         return await self.snapshot(ticket_id)
 
     async def add_entry(
-        self, actor: Principal, ticket_id: int, cmd: NewEntry, *, internal: bool
+        self,
+        actor: Principal,
+        ticket_id: int,
+        cmd: NewEntry,
+        *,
+        internal: bool,
+        files: Sequence[StoredFile] = (),
+        from_contact: Contact | None = None,
     ) -> Entry:
         """Add a public message or an internal note, with the status moves a reply implies:
         an agent's first public reply opens a new ticket and records the first response; a
-        customer's reply brings back a ticket that waited on them or was resolved."""
+        customer's reply brings back a ticket that waited on them or was resolved.
+
+        A channel that has verified who wrote in (e.g. a mail threaded on the ticket) passes
+        ``from_contact``: the entry is then an inbound message by that contact, recorded
+        with ``actor`` (the channel) as the one who added it. ``files`` are attachments the
+        channel already stored. A ``cmd.message_id`` already on record raises
+        DuplicateMessage.
+        """
         if internal:
             permissions.ensure_staff(actor, "writing an internal note")
+        if from_contact is not None:
+            permissions.ensure_staff(actor, "adding a message on behalf of a contact")
         text, html = self._bodies(cmd.body, cmd.body_html, "body")
-        if not text.strip() and not cmd.attachments:
+        if not text.strip() and not cmd.attachments and not files:
             raise ValidationFailed("the message is empty", field="body")
-        files = self._store_files(cmd.attachments, "attachments")
+        stored = [*self._store_files(cmd.attachments, "attachments"), *files]
         now = self.app.clock.now()
+        try:
+            return await self._add_entry(
+                actor, ticket_id, cmd, internal, stored, from_contact, text, html, now
+            )
+        except Exception as exc:
+            if cmd.message_id and is_unique_violation(exc):
+                raise _duplicate(cmd.message_id) from exc
+            raise
+
+    async def _add_entry(
+        self,
+        actor: Principal,
+        ticket_id: int,
+        cmd: NewEntry,
+        internal: bool,
+        files: builtins.list[StoredFile],
+        from_contact: Contact | None,
+        text: str,
+        html: str | None,
+        now: datetime,
+    ) -> Entry:
+        author = actor.actor
         async with self.db.transaction():
             row = await self._row(ticket_id, lock=True)
             permissions.ensure_can_view(actor, ticket_id, row["requester"])
             status = Status(row["status"])
             if internal:
                 kind = EntryKind.NOTE
+            elif from_contact is not None:
+                kind = EntryKind.MESSAGE_IN
+                author = Actor(kind="contact", id=from_contact.id, name=from_contact.name)
+                if status is Status.CLOSED:
+                    raise InvalidTransition(
+                        f"ticket {ticket_id} is closed; open a new ticket instead",
+                        field="ticket_id",
+                    )
             elif actor.is_staff:
                 kind = EntryKind.MESSAGE_OUT
             else:
@@ -646,7 +720,7 @@ class TicketService:
                         field="ticket_id",
                     )
             entry_id = await self._insert_entry(
-                ticket_id, kind, actor.actor, text, html, files, now, cmd.message_id
+                ticket_id, kind, author, text, html, files, now, cmd.message_id
             )
             events = [
                 EventDraft(
@@ -682,11 +756,45 @@ class TicketService:
                     )
                 )
             await self.db.fetch("UPDATE ticket SET updated_at = {} WHERE id = {}", now, ticket_id)
+            if kind is not EntryKind.NOTE or len(events) > 1:
+                reply = {EntryKind.MESSAGE_OUT: "agent", EntryKind.MESSAGE_IN: "customer"}
+                events += await sla.after_change(self.app, ticket_id, now, reply=reply.get(kind))
             await record_events(self.app, ticket_id, actor.actor, events, now)
             if kind is EntryKind.MESSAGE_OUT and self.app.hooks.implementers("deliver_reply"):
                 await self.app.jobs.enqueue(
                     "deliver_reply", {"entry_id": entry_id}, key=f"deliver_reply:{entry_id}"
                 )
+        self.app.jobs.wake()
+        return await self.entry(entry_id)
+
+    async def add_system_entry(
+        self,
+        ticket_id: int,
+        text: str,
+        *,
+        actor: Actor,
+        message_id: str | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> Entry:
+        """Record something the helpdesk observed on a ticket (e.g. a reply that could not be
+        delivered) as a system entry, without touching its status. Staff see it; customers
+        never do. A ``message_id`` already on record raises DuplicateMessage."""
+        now = self.app.clock.now()
+        try:
+            async with self.db.transaction():
+                await self._row(ticket_id, lock=True)
+                entry_id = await self._insert_entry(
+                    ticket_id, EntryKind.SYSTEM, actor, text, None, [], now, message_id
+                )
+                event = EventDraft(
+                    kind="system_note_added",
+                    data={"entry_id": entry_id, **(data or {})},
+                )
+                await record_events(self.app, ticket_id, actor, [event], now)
+        except Exception as exc:
+            if message_id and is_unique_violation(exc):
+                raise _duplicate(message_id) from exc
+            raise
         self.app.jobs.wake()
         return await self.entry(entry_id)
 
@@ -723,6 +831,14 @@ class TicketService:
                         ticket_id, row, Status.CLOSED, "close", now, {"cause": "merged"}
                     )
                 )
+                events += await sla.after_change(self.app, ticket_id, now)
             await record_events(self.app, ticket_id, actor.actor, events, now)
         self.app.jobs.wake()
         return await self.snapshot(ticket_id)
+
+
+def _duplicate(message_id: str) -> DuplicateMessage:
+    return DuplicateMessage(
+        f"a message with Message-ID {message_id!r} is already on record",
+        field="message_id",
+    )
