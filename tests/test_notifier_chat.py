@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -18,21 +17,11 @@ from ticketcore.config import REDACTED
 from ticketcore.plugins.notifiers import chat
 from ticketcore.plugins.notifiers.testing import (
     HttpReceiver,
-    ensure_entry_points,
     send_notification,
 )
 from ticketcore.testing import api_client, seed_helpdesk
 
 HelpdeskFactory = Callable[..., Awaitable[App]]
-
-
-@pytest.fixture(autouse=True)
-def notifier_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The built-in notifiers discoverable by name (until pyproject declares them)."""
-    root = tmp_path / "site-packages"
-    ensure_entry_points(root)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.syspath_prepend(str(root))
 
 
 def note(**data: Any) -> Notification:

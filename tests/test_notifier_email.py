@@ -23,7 +23,7 @@ from ticketcore.clock import FrozenClock
 from ticketcore.config import REDACTED, settings_from_mapping
 from ticketcore.plugin_manager import build_plugin_manager
 from ticketcore.plugins.notifiers import email as email_notifier
-from ticketcore.plugins.notifiers.testing import ensure_entry_points, send_notification
+from ticketcore.plugins.notifiers.testing import send_notification
 from ticketcore.testing import api_client, seed_helpdesk
 
 HelpdeskFactory = Callable[..., Awaitable[App]]
@@ -37,15 +37,6 @@ KINDS = [
     "sla_breach",
     "default",
 ]
-
-
-@pytest.fixture(autouse=True)
-def notifier_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The built-in notifiers discoverable by name (until pyproject declares them)."""
-    root = tmp_path / "site-packages"
-    ensure_entry_points(root)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.syspath_prepend(str(root))
 
 
 def text_of(message: EmailMessage) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -20,22 +19,12 @@ from ticketcore.config import REDACTED
 from ticketcore.plugins.notifiers import webhook
 from ticketcore.plugins.notifiers.testing import (
     HttpReceiver,
-    ensure_entry_points,
     send_notification,
 )
 from ticketcore.testing import api_client, seed_helpdesk
 
 HelpdeskFactory = Callable[..., Awaitable[App]]
 SECRET = "whsec-0001-very-secret"
-
-
-@pytest.fixture(autouse=True)
-def notifier_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The built-in notifiers discoverable by name (until pyproject declares them)."""
-    root = tmp_path / "site-packages"
-    ensure_entry_points(root)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.syspath_prepend(str(root))
 
 
 def note(kind: str = "sla_warning", key: str = "sla_warning:1", **data: Any) -> Notification:

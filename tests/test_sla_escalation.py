@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,7 +24,7 @@ from ticketcore.domain.commands import NewEntry, NewTicket, NewUser, RequesterIn
 from ticketcore.domain.enums import Role
 from ticketcore.domain.models import Principal, TicketEvent
 from ticketcore.errors import VersionConflict
-from ticketcore.plugins.notifiers.testing import HttpReceiver, ensure_entry_points
+from ticketcore.plugins.notifiers.testing import HttpReceiver
 from ticketcore.testing import seed_helpdesk
 
 HelpdeskFactory = Callable[..., Awaitable[App]]
@@ -47,15 +46,6 @@ CHAIN = [
     {"notify": ["team_lead"]},
     {"name": "IT manager", "notify": [MANAGER]},
 ]
-
-
-@pytest.fixture(autouse=True)
-def notifier_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The built-in notifiers discoverable by name (until the metadata declares them)."""
-    root = tmp_path / "site-packages"
-    ensure_entry_points(root)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.syspath_prepend(str(root))
 
 
 @pytest.fixture

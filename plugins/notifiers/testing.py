@@ -1,56 +1,22 @@
-"""Real parts for testing notifiers: an HTTP receiver on 127.0.0.1, and entry points.
+"""Real parts for testing notifiers: an HTTP receiver on 127.0.0.1.
 
 Nothing here is imported by the notifiers themselves; tests (ours and those of notifier
 plugins) use it:
 
 - :class:`HttpReceiver`: a tiny HTTP/1.1 server on a free loopback port that records every
   request and can be told to fail the first N of them (or to stop answering altogether);
-- :func:`ensure_entry_points`: makes the built-in notifiers discoverable by their entry-point
-  names when the installed metadata does not declare them yet, by writing a throwaway
-  ``.dist-info`` into a folder that the caller puts on ``sys.path``.
+- :func:`send_notification`: deliver one notification through the outbox, as the core does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.metadata
 import json
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import msgspec
-
-#: The built-in notifiers: entry-point name -> module.
-BUILTIN_NOTIFIERS = {
-    "webhook": "ticketcore.plugins.notifiers.webhook",
-    "chat": "ticketcore.plugins.notifiers.chat",
-    "email": "ticketcore.plugins.notifiers.email",
-}
-
-
-def ensure_entry_points(folder: Path, names: dict[str, str] | None = None) -> list[str]:
-    """Declare the ``ticketcore.notifiers`` entry points in ``names`` (default: the built-in
-    notifiers) that are not installed yet, in a distribution written into ``folder``.
-
-    The caller puts ``folder`` on ``sys.path`` (``monkeypatch.syspath_prepend``). Returns the
-    names declared here; names already installed are left alone (no duplicates).
-    """
-    wanted = BUILTIN_NOTIFIERS if names is None else names
-    installed = {ep.name for ep in importlib.metadata.entry_points(group="ticketcore.notifiers")}
-    missing = {name: target for name, target in wanted.items() if name not in installed}
-    if not missing:
-        return []
-    info = folder / "ticketcore_test_notifiers-0.0.dist-info"
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: ticketcore-test-notifiers\nVersion: 0.0\n",
-        encoding="utf-8",
-    )
-    lines = ["[ticketcore.notifiers]", *(f"{n} = {t}" for n, t in missing.items()), ""]
-    (info / "entry_points.txt").write_text("\n".join(lines), encoding="utf-8")
-    return sorted(missing)
 
 
 class ReceivedRequest(msgspec.Struct, frozen=True, kw_only=True):
