@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 
 from ticketcore import __version__
 from ticketcore.app import App
+from ticketcore.web.api.knowledge import KnowledgeController
 from ticketcore.web.api.macros import MacroController
 from ticketcore.web.api.system import SystemController, healthz
 from ticketcore.web.api.tickets import AttachmentController, TicketController
@@ -50,6 +51,7 @@ def create_app(
             AttachmentController,
             SystemController,
             MacroController,
+            KnowledgeController,
             *plugin_routes,
         ],
         dependencies={
