@@ -16,10 +16,11 @@ Design choices, with the reasons:
   intake budget of well under 1 ms per typical mail; it also raises on inputs such as
   ``To: unlisted-recipients:;``. ``compat32`` splits the same structure in 25-150 µs and only
   hands back raw strings, which are decoded here with per-header fallbacks.
-* Charsets: the declared charset is tried first (mapped to its common superset: gb2312 ->
-  gb18030, iso-8859-1 -> windows-1252, shift_jis -> cp932, ...). Only when that fails, or
-  when no charset is declared and the bytes are not ASCII, do we try UTF-8, then detection
-  with ``charset_normalizer`` on a bounded sample, then UTF-8 with replacement characters.
+* Charsets (``charsets.py``; header values are decoded in ``headers.py``): the declared
+  charset is tried first (mapped to its common superset: gb2312 -> gb18030, iso-8859-1 ->
+  windows-1252, shift_jis -> cp932, ...). Only when that fails, or when no charset is
+  declared and the bytes are not ASCII, do we try UTF-8, then detection with
+  ``charset_normalizer`` on a bounded sample, then UTF-8 with replacement characters.
 * Limits: nesting depth, number of MIME parts, attachment size and count, and body length are
   all capped, so a 1 MB denial-of-service shaped mail costs milliseconds and flat memory.
 """
@@ -32,7 +33,7 @@ import mimetypes
 import quopri
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from email.message import Message
 from email.parser import BytesParser, HeaderParser
 from email.policy import compat32
@@ -40,6 +41,19 @@ from urllib.parse import unquote, unquote_to_bytes
 
 from ticketcore.services.html import html_to_text, sanitize_html
 
+from .charsets import decode_bytes, normalise_charset, note_defect
+from .headers import (
+    HEADER_RAW_CAP,
+    HEADER_VALUE_CAP,
+    addresses,
+    all_raw,
+    decode_header_value,
+    first_raw,
+    header_charset,
+    header_dict,
+    parse_date,
+    unique,
+)
 from .ids import content_key, message_ids_in, normalise_message_id
 
 __all__ = [
@@ -55,10 +69,6 @@ __all__ = [
 # Structural caps: deeper or larger structures are almost always abuse, never real mail.
 _MAX_DEPTH = 24
 _MAX_PARTS = 400
-_MAX_DEFECTS = 40
-_HEADER_VALUE_CAP = 4096  # per value kept in ParsedMail.headers
-_HEADER_RAW_CAP = 65536  # what is decoded at all (References chains can be long)
-_DETECT_SAMPLE = 16384  # bytes given to charset detection
 _TRUNCATED = "\n\n[… truncated: {n} more characters not shown]"
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
@@ -133,304 +143,6 @@ class ParsedMail:
     def dedupe_key(self) -> str:
         """The idempotency key: the Message-ID, else a hash of the raw bytes."""
         return self.message_id or self.content_hash
-
-
-# --------------------------------------------------------------------------------------------
-# Charsets
-
-
-# Declared labels mapped to the superset that real mailers actually produce under that label.
-_CHARSET_SUPERSETS = {
-    "gb2312": "gb18030",
-    "gb_2312-80": "gb18030",
-    "gbk": "gb18030",
-    "x-gbk": "gb18030",
-    "euc-cn": "gb18030",
-    "ks_c_5601-1987": "cp949",
-    "ks_c_5601": "cp949",
-    "euc-kr": "cp949",
-    "shift_jis": "cp932",
-    "shift-jis": "cp932",
-    "x-sjis": "cp932",
-    "sjis": "cp932",
-    "windows-31j": "cp932",
-    "iso-2022-jp": "iso2022_jp_ext",
-    "big5": "big5hkscs",
-    "iso-8859-1": "cp1252",
-    "iso8859-1": "cp1252",
-    "latin1": "cp1252",
-    "latin-1": "cp1252",
-    "iso-8859-9": "cp1254",
-    "iso-8859-11": "cp874",
-    "tis-620": "cp874",
-    "unicode-1-1-utf-7": "utf-7",
-    "utf8": "utf-8",
-}
-# Labels that mean "no charset information at all".
-_NO_CHARSET = {"", "unknown-8bit", "x-unknown", "unknown", "x-user-defined", "8bit", "default"}
-
-
-def _normalise_charset(charset: str | None) -> str | None:
-    if not charset:
-        return None
-    label = charset.strip().strip("\"'").strip().lower()
-    label = label.split("*", 1)[0]  # RFC 2231 language suffix: utf-8*en
-    if label in _NO_CHARSET or len(label) > 40:
-        return None
-    return _CHARSET_SUPERSETS.get(label, label)
-
-
-def _detect(data: bytes) -> str | None:
-    """The encoding charset_normalizer guesses for a bounded sample of ``data``."""
-    try:
-        from charset_normalizer import from_bytes  # imported lazily: rarely needed
-
-        best = from_bytes(data[:_DETECT_SAMPLE]).best()
-    except Exception:  # detection is a heuristic; never let it break parsing
-        return None
-    return best.encoding if best is not None else None
-
-
-def decode_bytes(data: bytes, charset: str | None, defects: list[str] | None = None) -> str:
-    """Decode text bytes with the declared charset, falling back until something works.
-
-    Order: declared charset (strict) -> UTF-8 (strict) -> detected charset (with
-    replacement) -> UTF-8 with replacement. Never raises.
-    """
-    if not data:
-        return ""
-    declared = _normalise_charset(charset)
-    if declared:
-        try:
-            return data.decode(declared)
-        except LookupError:
-            _note(defects, f"unknown charset {charset!r}")
-        except Exception:  # UnicodeDecodeError and odd codec errors alike
-            _note(defects, f"bytes not valid in declared charset {charset!r}")
-    elif data.isascii():
-        # ISO-2022-JP is 7-bit: undeclared Japanese mail is ASCII with escape sequences.
-        if b"\x1b$" in data or b"\x1b(" in data:
-            try:
-                return data.decode("iso2022_jp_ext")
-            except Exception:
-                pass
-        return data.decode("ascii")
-    if declared != "utf-8":
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            pass
-    detected = _detect(data)
-    if detected:
-        try:
-            return data.decode(detected, errors="replace")
-        except Exception:
-            pass
-    return data.decode("utf-8", errors="replace")
-
-
-def _note(defects: list[str] | None, text: str) -> None:
-    if defects is not None and len(defects) < _MAX_DEFECTS and text not in defects:
-        defects.append(text)
-
-
-# --------------------------------------------------------------------------------------------
-# Headers
-
-_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([BbQq])\?([^?]*)\?=")
-_FOLD = re.compile(r"\r?\n(?=[ \t])")
-_NEWLINES = re.compile(r"[\r\n]+")
-_SURROGATES = re.compile("[\udc80-\udcff]")
-
-
-def _raw_to_text(value: str, hint: str | None = None) -> str:
-    """Undo the surrogate-escaping of raw 8-bit header bytes, guessing their charset."""
-    if _SURROGATES.search(value):
-        data = value.encode("utf-8", "surrogateescape")
-        try:
-            return data.decode("utf-8")  # RFC 6532: raw 8-bit headers are UTF-8
-        except UnicodeDecodeError:
-            return decode_bytes(data, hint)
-    if "\x1b" in value:
-        try:
-            return value.encode("ascii").decode("iso2022_jp_ext")
-        except Exception:
-            return value
-    return value
-
-
-def _decode_word(kind: str, text: str) -> bytes:
-    if kind in "Qq":
-        return binascii.a2b_qp(text.encode("ascii", "replace"), header=True)
-    raw = text.encode("ascii", "replace")
-    raw = re.sub(rb"[^A-Za-z0-9+/]", b"", raw)  # mailers put stray "=" and spaces in B words
-    raw = raw[: len(raw) - len(raw) % 4] if len(raw) % 4 == 1 else raw
-    try:
-        return binascii.a2b_base64(raw + b"=" * (-len(raw) % 4))
-    except (binascii.Error, ValueError):
-        return b""
-
-
-def decode_header_value(value: str | None, hint: str | None = None) -> str:
-    """A raw header value as readable text: unfolded, raw 8-bit and RFC 2047 words decoded.
-
-    Adjacent encoded words of one charset are decoded together, since broken mailers split
-    multi-byte characters across words. ``hint`` is a charset to try for raw 8-bit bytes
-    that are not UTF-8. Never raises.
-    """
-    if not value:
-        return ""
-    text = _raw_to_text(value, hint)
-    text = _FOLD.sub("", text)
-    if "=?" not in text:
-        return _NEWLINES.sub(" ", text).replace("\x00", "").strip()
-    pieces: list[str] = []
-    pending = b""
-    pending_charset: str | None = None
-    pos = 0
-    for match in _ENCODED_WORD.finditer(text):
-        between = text[pos : match.start()]
-        if between and not (pending_charset is not None and between.isspace()):
-            if pending_charset is not None:
-                pieces.append(decode_bytes(pending, pending_charset))
-                pending, pending_charset = b"", None
-            pieces.append(between)
-        charset = match.group(1).split("*", 1)[0].lower()
-        if pending_charset is not None and charset != pending_charset:
-            pieces.append(decode_bytes(pending, pending_charset))
-            pending = b""
-        pending += _decode_word(match.group(2), match.group(3))
-        pending_charset = charset
-        pos = match.end()
-    if pending_charset is not None:
-        pieces.append(decode_bytes(pending, pending_charset))
-    pieces.append(text[pos:])
-    return _NEWLINES.sub(" ", "".join(pieces)).replace("\x00", "").strip()
-
-
-_WHITESPACE = re.compile(r"\s")
-_ADDR = r"[^\s<>\",;:@()\[\]\\]+@[^\s<>\",;:@()\\]+"
-# The shapes nearly every real header has: "addr", "Name <addr>", "\"Name\" <addr>".
-_SIMPLE_ADDRESS = re.compile(
-    rf"\s*(?:(?P<bare>{_ADDR})|(?:\"(?P<quoted>[^\"\\]*)\"|(?P<name>[^\"<>,;:@()\\]*?))"
-    rf"\s*<(?P<addr>{_ADDR})>)\s*"
-)
-
-
-def _clean_address(addr: str) -> str | None:
-    addr = addr.strip().strip("<>").strip()
-    if not addr or "@" not in addr or len(addr) > 320 or _WHITESPACE.search(addr):
-        return None
-    local, _, domain = addr.rpartition("@")
-    if not local or not domain:
-        return None
-    return addr.lower()
-
-
-_GROUP_NAME = re.compile(r"(?:^|(?<=,))[^,:\"<>@()]*:")
-
-
-def _split_addresses(text: str) -> list[tuple[str, str]]:
-    if ":" in text and '"' not in text:
-        # RFC 5322 groups ("Team: a@x, b@x;", "unlisted-recipients:;"): drop the group syntax.
-        text = _GROUP_NAME.sub("", text).replace(";", ",")
-    # Fast path: the stdlib address parser costs ~25 µs per header; simple lists need none of it.
-    if '"' not in text and "(" not in text and ":" not in text:
-        pairs: list[tuple[str, str]] = []
-        for item in text.split(","):
-            if not item.strip():
-                continue
-            match = _SIMPLE_ADDRESS.fullmatch(item)
-            if match is None:
-                if "@" not in item:
-                    continue  # junk such as "undisclosed" never yields an address
-                if "<" not in item:
-                    # "user@example.org www.example.org": keep the tokens that are addresses.
-                    pairs.extend(("", token) for token in item.split() if "@" in token)
-                    continue
-                break
-            if match.group("bare"):
-                pairs.append(("", match.group("bare")))
-            else:
-                pairs.append((match.group("name") or "", match.group("addr")))
-        else:
-            return pairs
-    elif text.count(",") == 0:
-        match = _SIMPLE_ADDRESS.fullmatch(text)
-        if match is not None and not match.group("bare"):
-            return [(match.group("quoted") or match.group("name") or "", match.group("addr"))]
-    try:
-        return email.utils.getaddresses([text])
-    except Exception:  # the stdlib address parser has raised on hostile input before
-        return [("", part) for part in text.split(",")]
-
-
-def _addresses(raw_values: list[str], hint: str | None) -> list[tuple[str, str]]:
-    """(display name, lower-cased address) pairs from raw header values; junk dropped."""
-    found: list[tuple[str, str]] = []
-    for raw in raw_values:
-        text = _FOLD.sub("", _raw_to_text(raw[:_HEADER_RAW_CAP], hint))
-        for name, addr in _split_addresses(text):
-            clean = _clean_address(decode_header_value(addr) if "=?" in addr else addr)
-            if clean:
-                name = decode_header_value(name, hint) if name else ""
-                found.append((name.strip("\"' "), clean))
-    return found
-
-
-def _unique(items: list[str]) -> list[str]:
-    return list(dict.fromkeys(items))
-
-
-def _header_charset(msg: Message) -> str | None:
-    """One charset guess for all raw 8-bit, non-UTF-8 headers of a message (rarely needed).
-
-    Detection on a single short header is slow (~1 ms) and unreliable; all such headers
-    together give charset_normalizer more to go on, and it runs once per message.
-    """
-    legacy: list[bytes] = []
-    for _name, value in msg.raw_items():
-        if _SURROGATES.search(value):
-            data = value.encode("utf-8", "surrogateescape")
-            try:
-                data.decode("utf-8")
-            except UnicodeDecodeError:
-                legacy.append(data)
-    return _detect(b"\n".join(legacy)) if legacy else None
-
-
-def _header_dict(msg: Message, hint: str | None) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for name, value in msg.raw_items():
-        key = str(name).strip().lower()
-        if key and key not in headers:
-            decoded = decode_header_value(str(value)[:_HEADER_RAW_CAP], hint)
-            headers[key] = decoded[:_HEADER_VALUE_CAP]
-    return headers
-
-
-def _first_raw(msg: Message, name: str) -> str | None:
-    for key, value in msg.raw_items():
-        if key.lower() == name:
-            return str(value)
-    return None
-
-
-def _all_raw(msg: Message, names: tuple[str, ...]) -> list[str]:
-    return [str(value) for key, value in msg.raw_items() if key.lower() in names]
-
-
-def _parse_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = email.utils.parsedate_to_datetime(value)
-    except Exception:  # ValueError, TypeError, OverflowError on junk dates
-        return None
-    if parsed is None:
-        return None
-    # "-0000" means "zone unknown": UTC is the only honest aware reading.
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------------------------
@@ -611,7 +323,7 @@ def _field_groups(part: Message) -> list[dict[str, str]]:
         for name, value in block.raw_items():
             key = str(name).strip().lower()
             if key and key not in group:
-                group[key] = decode_header_value(str(value)[:_HEADER_RAW_CAP])[:_HEADER_VALUE_CAP]
+                group[key] = decode_header_value(str(value)[:HEADER_RAW_CAP])[:HEADER_VALUE_CAP]
         # A block with no header at all may still carry fields as text (bad blank lines).
         inner = block.get_payload()
         if isinstance(inner, str) and inner.strip():
@@ -637,12 +349,12 @@ def _text_field_groups(text: str) -> list[dict[str, str]]:
                 current, last = {}, ""
             continue
         if line[:1] in " \t" and last:
-            current[last] = (current[last] + " " + line.strip())[:_HEADER_VALUE_CAP]
+            current[last] = (current[last] + " " + line.strip())[:HEADER_VALUE_CAP]
             continue
         match = _FIELD_LINE.match(line)
         if match:
             last = match.group(1).lower()
-            current.setdefault(last, match.group(2).strip()[:_HEADER_VALUE_CAP])
+            current.setdefault(last, match.group(2).strip()[:HEADER_VALUE_CAP])
     if current:
         groups.append(current)
     return groups
@@ -682,10 +394,10 @@ class _Walk:
             part, depth, group = stack.pop()
             self.parts += 1
             if self.parts > _MAX_PARTS:
-                _note(self.defects, f"more than {_MAX_PARTS} MIME parts; the rest ignored")
+                note_defect(self.defects, f"more than {_MAX_PARTS} MIME parts; the rest ignored")
                 return
             for defect in getattr(part, "defects", ()):
-                _note(self.defects, type(defect).__name__)
+                note_defect(self.defects, type(defect).__name__)
             ctype = _content_type(part)
             children = part.get_payload() if part.is_multipart() else None
             if depth and part.get("message-id") is not None and not ctype.startswith("message/"):
@@ -697,7 +409,7 @@ class _Walk:
                 continue
             if isinstance(children, list):
                 if depth >= _MAX_DEPTH:
-                    _note(
+                    note_defect(
                         self.defects, f"MIME nesting deeper than {_MAX_DEPTH}; inner parts ignored"
                     )
                     continue
@@ -711,7 +423,7 @@ class _Walk:
             if ctype.startswith("multipart/"):
                 rebuilt = _recover_multipart(part, self.parser)
                 if rebuilt is not None and depth < _MAX_DEPTH:
-                    _note(self.defects, "multipart without a usable boundary; re-split")
+                    note_defect(self.defects, "multipart without a usable boundary; re-split")
                     stack.append((rebuilt, depth + 1, group))
                     continue
                 ctype = "text/plain"  # keep the content readable rather than lose it
@@ -747,7 +459,7 @@ class _Walk:
             self._embedded(inner)
             name = _filename(part)
             if not name:
-                subject = decode_header_value(_first_raw(inner, "subject"))
+                subject = decode_header_value(first_raw(inner, "subject"))
                 name = _filename_from_text(subject)
             self.found.append((part, ctype, name, False, inner))
             return
@@ -776,11 +488,11 @@ class _Walk:
             return inner
 
     def _embedded(self, inner: Message) -> None:
-        mid = normalise_message_id(decode_header_value(_first_raw(inner, "message-id")))
+        mid = normalise_message_id(decode_header_value(first_raw(inner, "message-id")))
         if mid:
             self.embedded_ids.append(mid)
         if not self.embedded_headers:
-            self.embedded_headers = _header_dict(inner, None)
+            self.embedded_headers = header_dict(inner, None)
 
     def _leaf(self, part: Message, ctype: str, group: int) -> None:
         disposition = _disposition(part)
@@ -798,7 +510,7 @@ class _Walk:
         is_attachment = disposition == "attachment" or (disposition is None and bool(name))
         if is_body_type and not is_attachment:
             if self.body_chars > self.limits.max_text_chars * 2:
-                _note(self.defects, "body parts beyond the text limit ignored")
+                note_defect(self.defects, "body parts beyond the text limit ignored")
                 return
             data = _payload_bytes(part)
             if _looks_binary(data):
@@ -983,20 +695,20 @@ def _parse(raw: bytes, limits: ParseLimits) -> ParsedMail:
     parser = BytesParser(policy=compat32)
     # A byte-order mark or leading blank lines would make every header part of the body.
     msg = parser.parsebytes(raw.removeprefix(b"\xef\xbb\xbf").lstrip(b"\r\n"))
-    hint = _normalise_charset(_param(msg, "charset")) or _header_charset(msg)
-    headers = _header_dict(msg, hint)
+    hint = normalise_charset(_param(msg, "charset")) or header_charset(msg)
+    headers = header_dict(msg, hint)
 
     walk = _Walk(limits, parser, defects)
     walk.run(msg)
     text, html, raw_html = _body(walk, limits)
     attachments, rejected = _attachments(walk, raw_html, limits)
 
-    reply_to = _addresses(_all_raw(msg, ("reply-to",))[:1], hint)
+    reply_to = addresses(all_raw(msg, ("reply-to",))[:1], hint)
     senders = (
-        _addresses(_all_raw(msg, ("from",))[:1], hint)
-        or _addresses(_all_raw(msg, ("sender",))[:1], hint)
+        addresses(all_raw(msg, ("from",))[:1], hint)
+        or addresses(all_raw(msg, ("sender",))[:1], hint)
         or reply_to
-        or _addresses(_all_raw(msg, ("return-path",))[:1], hint)
+        or addresses(all_raw(msg, ("return-path",))[:1], hint)
     )
     sender_email = senders[0][1] if senders else None
     sender_name = senders[0][0] if senders else ""
@@ -1022,30 +734,30 @@ def _parse(raw: bytes, limits: ParseLimits) -> ParsedMail:
                 if mid
             )
     own_id = normalise_message_id(headers.get("message-id"))
-    embedded = [mid for mid in _unique(embedded) if mid != own_id]
+    embedded = [mid for mid in unique(embedded) if mid != own_id]
 
-    references_raw = _first_raw(msg, "references")
+    references_raw = first_raw(msg, "references")
     return ParsedMail(
         raw_size=len(raw),
         content_hash=content_key(raw),
         message_id=own_id,
         in_reply_to=message_ids_in(headers.get("in-reply-to")),
-        references=message_ids_in(decode_header_value((references_raw or "")[:_HEADER_RAW_CAP])),
+        references=message_ids_in(decode_header_value((references_raw or "")[:HEADER_RAW_CAP])),
         subject=" ".join(headers.get("subject", "").split()),
         sender_email=sender_email,
         sender_name=sender_name,
         reply_to=reply_to[0][1] if reply_to else None,
-        to=_unique([a for _, a in _addresses(_all_raw(msg, ("to",)), hint)]),
-        cc=_unique([a for _, a in _addresses(_all_raw(msg, ("cc",)), hint)]),
-        delivered_to=_unique(
+        to=unique([a for _, a in addresses(all_raw(msg, ("to",)), hint)]),
+        cc=unique([a for _, a in addresses(all_raw(msg, ("cc",)), hint)]),
+        delivered_to=unique(
             [
                 a
-                for _, a in _addresses(
-                    _all_raw(msg, ("delivered-to", "x-original-to", "envelope-to")), hint
+                for _, a in addresses(
+                    all_raw(msg, ("delivered-to", "x-original-to", "envelope-to")), hint
                 )
             ]
         ),
-        date=_parse_date(headers.get("date")),
+        date=parse_date(headers.get("date")),
         text=text,
         html=html,
         attachments=attachments,
@@ -1056,9 +768,7 @@ def _parse(raw: bytes, limits: ParseLimits) -> ParsedMail:
         embedded_message_ids=embedded,
         embedded_headers=walk.embedded_headers,
         defects=defects,
-        loop_headers=[
-            decode_header_value(v[:_HEADER_VALUE_CAP]) for v in _all_raw(msg, ("x-loop",))
-        ],
-        report_parts=_unique(walk.report_parts),
+        loop_headers=[decode_header_value(v[:HEADER_VALUE_CAP]) for v in all_raw(msg, ("x-loop",))],
+        report_parts=unique(walk.report_parts),
         report_fields=walk.report_fields,
     )
