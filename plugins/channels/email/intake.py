@@ -8,9 +8,10 @@ it is not, so the caller can answer ``451`` or leave the mail in its mailbox for
 2. a key already on record is a duplicate: nothing is written twice;
 3. screen: bounces, auto-replies, reports, loops and (by policy) list mail never open a
    ticket; those about a message we sent are recorded on its ticket as a system note;
-4. thread: our own Message-IDs in ``In-Reply-To``/``References``, other known Message-IDs,
-   the ``+token`` reply address, then the ``[#123]`` subject token; a candidate is kept
-   only when the sender belongs to the ticket (requester, earlier correspondent or agent);
+4. thread (``threads.py``): our own Message-IDs in ``In-Reply-To``/``References``, other
+   known Message-IDs, the ``+token`` reply address, then the ``[#123]`` subject token; a
+   candidate is kept only when the sender belongs to the ticket (requester, earlier
+   correspondent or agent);
 5. write the ticket or the message (attachments stored first), then log the outcome and
    queue the acknowledgement in one transaction.
 
@@ -23,22 +24,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ticketcore.domain.commands import LinkRequest, NewEntry, NewTicket, RequesterInput
 from ticketcore.domain.enums import LinkKind, Role, Status
-from ticketcore.domain.models import Contact, InboundMessage, Principal, Ticket
+from ticketcore.domain.models import Contact, Principal, Ticket
 from ticketcore.errors import DuplicateMessage, InvalidTransition, ValidationFailed
 from ticketcore.plugins.channels.email.ids import (
     base_address,
-    subject_ticket_number,
-    ticket_key_from_address,
     ticket_key_of,
 )
 from ticketcore.plugins.channels.email.parse import ParsedMail, ParseLimits, parse_mail
 from ticketcore.plugins.channels.email.screen import MailKind, ScreenResult, screen_mail
+from ticketcore.plugins.channels.email.threads import ThreadFinder, inbound_message
 from ticketcore.services.attachments import StoredFile
 from ticketcore.services.directory import normalise_email
 
@@ -127,6 +127,7 @@ class MailIntake:
         self.policy = policy
         self._locks = _KeyLocks()
         self._teams: dict[str, int] = {}
+        self.threads = ThreadFinder(app, policy.domains, policy.addresses)
 
     # --- the pipeline -----------------------------------------------------------------------
 
@@ -220,7 +221,7 @@ class MailIntake:
         if verdict.creates_ticket and self.app.hooks.implementers("screen_inbound"):
             # Third-party screeners (spam filters, allow lists) see the normalised message.
             extra = await self.app.hooks.first_result(
-                "screen_inbound", message=self._inbound_message(mail)
+                "screen_inbound", message=inbound_message(mail)
             )
             if extra is not None and extra.verdict != "accept":
                 return ScreenResult(
@@ -230,20 +231,6 @@ class MailIntake:
                     failed_recipients=[],
                 )
         return verdict
-
-    @staticmethod
-    def _inbound_message(mail: ParsedMail) -> InboundMessage:
-        return InboundMessage(
-            channel="email",
-            sender_email=mail.sender_email,
-            sender_name=mail.sender_name,
-            subject=mail.subject,
-            body_text=mail.text,
-            body_html=mail.html,
-            message_id=mail.message_id,
-            in_reply_to=[*mail.in_reply_to, *mail.references],
-            headers=dict(mail.headers),
-        )
 
     def _our_recipient(self, mail: ParsedMail, recipients: Sequence[str]) -> str | None:
         """Which of our addresses this mail was sent to (envelope first, then headers)."""
@@ -259,7 +246,7 @@ class MailIntake:
         self, mail: ParsedMail, key: str, verdict: ScreenResult
     ) -> IntakeResult:
         if verdict.kind in _RECORDED_KINDS:
-            ticket_id = await self._ticket_of_original(verdict.original_message_ids)
+            ticket_id = await self.threads.ticket_of_original(verdict.original_message_ids)
             if ticket_id is not None:
                 entry = await self.app.tickets.add_system_entry(
                     ticket_id,
@@ -273,16 +260,6 @@ class MailIntake:
                 )
         return IntakeResult("dropped", verdict.kind.value, verdict.reason, key)
 
-    async def _ticket_of_original(self, message_ids: Iterable[str]) -> int | None:
-        """The ticket of a message we sent, among the ids a bounce or auto-reply quotes."""
-        ids = list(dict.fromkeys(message_ids))
-        keys = [k for k in (ticket_key_of(m, self.policy.domains) for m in ids) if k]
-        found = await self._tickets_by_keys(keys)
-        if found:
-            return found[0]
-        others = await self._tickets_by_message_ids(ids)
-        return others[0] if others else None
-
     # --- accepted ---------------------------------------------------------------------------
 
     async def _accept(
@@ -294,7 +271,7 @@ class MailIntake:
         recipient: str | None,
     ) -> IntakeResult:
         sender = _valid_address(mail.sender_email)
-        ticket = await self._thread_target(mail, recipients, sender)
+        ticket = await self.threads.target(mail, recipients, sender)
         files, notes = self._store_attachments(mail)
         if sender is None and mail.sender_email:
             notes.insert(0, f"[sender address not usable: {mail.sender_email!r}]")
@@ -362,7 +339,7 @@ class MailIntake:
         files: list[StoredFile],
     ) -> int:
         cmd = NewEntry(body=text, body_html=html, message_id=key)
-        staff = await self._staff_principal(sender) if sender else None
+        staff = await self.threads.staff_principal(sender) if sender else None
         if staff is not None:
             # An agent answering from their mail client: a public reply, delivered like one
             # written in the agent UI.
@@ -381,18 +358,6 @@ class MailIntake:
         return await self.app.directory.ensure_contact(
             sender or UNKNOWN_SENDER, (name or "").strip()[:200] or None, None, now
         )
-
-    async def _staff_principal(self, address: str) -> Principal | None:
-        rows = await self.db.fetch(
-            "SELECT id, name, email, role FROM app_user WHERE email = {} AND active = {} "
-            "AND role IN ('agent', 'admin')",
-            address,
-            True,
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        return Principal(id=row["id"], name=row["name"], email=row["email"], role=Role(row["role"]))
 
     def _store_attachments(self, mail: ParsedMail) -> tuple[list[StoredFile], list[str]]:
         """Store the parts the core limits allow; name the others in the message so that no
@@ -428,85 +393,6 @@ class MailIntake:
             text = text[: limit - 40] + "\n[... message truncated]"
         html = mail.html if mail.html and len(mail.html) <= limit else None
         return text, html
-
-    # --- threading --------------------------------------------------------------------------
-
-    async def _thread_target(
-        self, mail: ParsedMail, recipients: Sequence[str], sender: str | None
-    ) -> Ticket | None:
-        """The ticket this mail continues, if any (see the module docstring for the order)."""
-        referenced = [*mail.in_reply_to, *reversed(mail.references)]
-        own_keys = [k for k in (ticket_key_of(m, self.policy.domains) for m in referenced) if k]
-        for address in [*recipients, *mail.delivered_to, *mail.to, *mail.cc]:
-            if base_address(address) in self.policy.addresses:
-                token_key = ticket_key_from_address(address.strip().lower())
-                if token_key:
-                    own_keys.append(token_key)
-        candidates: list[int] = []
-        candidates += await self._tickets_by_keys(own_keys)
-        candidates += await self._tickets_by_message_ids(
-            [m for m in referenced if ticket_key_of(m, self.policy.domains) is None]
-        )
-        number = subject_ticket_number(mail.subject)
-        if number is not None:
-            candidates.append(number)
-        candidates = list(dict.fromkeys(candidates))
-        if not candidates or sender is None:
-            return None
-        members = await self._tickets_of_sender(candidates, sender)
-        allowed = [c for c in candidates if c in members]
-        if not allowed:
-            return None
-        snapshots = [await self.app.tickets.snapshot(c) for c in allowed]
-        if self.app.hooks.implementers("match_inbound"):
-            chosen = await self.app.hooks.first_result(
-                "match_inbound", message=self._inbound_message(mail), candidates=snapshots
-            )
-            if chosen is not None:
-                return next((t for t in snapshots if t.id == chosen), None)
-        return snapshots[0]
-
-    async def _tickets_by_keys(self, keys: list[str]) -> list[int]:
-        keys = list(dict.fromkeys(keys))
-        if not keys:
-            return []
-        marks = ", ".join(["{}"] * len(keys))
-        rows = await self.db.fetch(f"SELECT id, key FROM ticket WHERE key IN ({marks})", *keys)
-        by_key = {row["key"]: row["id"] for row in rows}
-        return [by_key[k] for k in keys if k in by_key]
-
-    async def _tickets_by_message_ids(self, message_ids: list[str]) -> list[int]:
-        ids = list(dict.fromkeys(message_ids))[:50]
-        if not ids:
-            return []
-        marks = ", ".join(["{}"] * len(ids))
-        rows = await self.db.fetch(
-            f"SELECT ticket, message_id FROM entry WHERE message_id IN ({marks})", *ids
-        )
-        by_id = {row["message_id"]: row["ticket"] for row in rows}
-        return list(dict.fromkeys(by_id[m] for m in ids if m in by_id))
-
-    async def _tickets_of_sender(self, ticket_ids: list[int], sender: str) -> set[int]:
-        """Those of ``ticket_ids`` the sender belongs to: as requester, as someone who wrote
-        on it before, or as an agent."""
-        if await self._staff_principal(sender) is not None:
-            rows = await self.db.fetch(
-                f"SELECT id FROM ticket WHERE id IN ({', '.join(['{}'] * len(ticket_ids))})",
-                *ticket_ids,
-            )
-            return {row["id"] for row in rows}
-        marks = ", ".join(["{}"] * len(ticket_ids))
-        rows = await self.db.fetch(
-            "SELECT t.id FROM ticket t JOIN contact c ON c.id = t.requester "
-            f"WHERE t.id IN ({marks}) AND c.email = {{}} "
-            "UNION SELECT e.ticket FROM entry e JOIN contact c ON c.id = e.author_id "
-            f"WHERE e.ticket IN ({marks}) AND e.author_kind = 'contact' AND c.email = {{}}",
-            *ticket_ids,
-            sender,
-            *ticket_ids,
-            sender,
-        )
-        return {row["id"] for row in rows}
 
     # --- after the write --------------------------------------------------------------------
 
