@@ -31,9 +31,12 @@ class App:
         plugins: list[LoadedPlugin],
         clock: Clock | None = None,
     ) -> None:
+        from ticketcore.services.agent_notifications import AgentNotificationService
         from ticketcore.services.auth import AuthService
+        from ticketcore.services.delivery_log import DeliveryLog
         from ticketcore.services.directory import DirectoryService
         from ticketcore.services.macros import MacroService
+        from ticketcore.services.notification_prefs import NotificationPrefService
         from ticketcore.services.sla_timers import SlaTimers
         from ticketcore.services.tickets import TicketService
 
@@ -54,6 +57,12 @@ class App:
         self.auth = AuthService(self)
         self.directory = DirectoryService(self)
         self.macros = MacroService(self)
+        #: Agents in-app notifications (assigned, mentioned, SLA alerts).
+        self.agent_notifications = AgentNotificationService(self)
+        #: Organisations choices of customer updates.
+        self.notification_prefs = NotificationPrefService(self)
+        #: Every attempt of the HTTP notifiers (webhook, chat) to deliver a notification.
+        self.delivery_log = DeliveryLog(self)
         #: Whether plugins may open network listeners (the SMTP intake): ``ticketcore serve``
         #: sets it, so workers and one-off commands never compete for a port.
         self.listeners = False

@@ -14,6 +14,11 @@ from ticketcore import __version__
 from ticketcore.app import App
 from ticketcore.web.api.knowledge import KnowledgeController
 from ticketcore.web.api.macros import MacroController
+from ticketcore.web.api.notifications import (
+    DeliveryLogController,
+    NotificationController,
+    OrganisationPreferenceController,
+)
 from ticketcore.web.api.system import SystemController, healthz
 from ticketcore.web.api.tickets import AttachmentController, TicketController
 from ticketcore.web.auth import provide_helpdesk, provide_principal
@@ -52,6 +57,9 @@ def create_app(
             SystemController,
             MacroController,
             KnowledgeController,
+            NotificationController,
+            OrganisationPreferenceController,
+            DeliveryLogController,
             *plugin_routes,
         ],
         dependencies={

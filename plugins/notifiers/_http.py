@@ -1,8 +1,10 @@
 """What the HTTP notifiers (``webhook``, ``chat``) share: posting with a delivery log.
 
-Each POST attempt is logged (logger ``ticketcore.notifiers.<name>``) and kept in a bounded
-in-memory log (``HttpPoster.attempts``) with the URL, the HTTP status, the error and the
-duration. URLs are shown without their path and credentials (``https://hooks.slack.com/…``):
+Each POST attempt is logged (logger ``ticketcore.notifiers.<name>``), kept in a bounded
+in-memory log (``HttpPoster.attempts``) and, once the application has started, written to the
+helpdesk's delivery log (``app.delivery_log``, table ``notification_delivery``, read by admins
+through ``GET /api/v1/notification-deliveries``), with the URL, the HTTP status, the error and
+the duration. URLs are shown without their path and credentials (``https://hooks.slack.com/…``):
 chat webhook URLs carry their token in the path, and the log and the job's ``last_error`` must
 not leak it (a filter on the ``httpx`` logger shortens them in httpx's own request log too).
 
@@ -19,7 +21,8 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -40,6 +43,8 @@ class DeliveryAttempt(msgspec.Struct, frozen=True, kw_only=True):
     status: int | None
     error: str | None
     duration_ms: float
+    kind: str = ""
+    ticket_id: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -88,6 +93,8 @@ logging.getLogger("httpx").addFilter(_REDACTOR)
 
 #: Builds the request for one URL: (body, headers).
 RequestBuilder = Callable[[str], tuple[bytes, dict[str, str]]]
+#: Stores one attempt durably (the application's delivery log).
+Recorder = Callable[[DeliveryAttempt], Awaitable[None]]
 
 
 class HttpPoster:
@@ -101,6 +108,8 @@ class HttpPoster:
         self.attempts: deque[DeliveryAttempt] = deque(maxlen=_ATTEMPTS_MAX)
         self._acked: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._client: httpx.AsyncClient | None = None
+        #: Set at ``startup``: writes each attempt to the delivery log.
+        self.recorder: Recorder | None = None
 
     def _new_client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
@@ -116,9 +125,18 @@ class HttpPoster:
         if client is not None:
             await client.aclose()
 
-    async def post_all(self, delivery: str, urls: list[str], build: RequestBuilder) -> None:
-        """POST to every URL not yet acknowledged for ``delivery``, concurrently; raise
-        :class:`DeliveryFailed` naming each URL that failed."""
+    async def post_all(
+        self,
+        delivery: str,
+        urls: list[str],
+        build: RequestBuilder,
+        *,
+        kind: str = "",
+        ticket_id: int | None = None,
+    ) -> None:
+        """POST to every URL not yet acknowledged for ``delivery``, concurrently; record each
+        attempt; raise :class:`DeliveryFailed` naming each URL that failed. ``kind`` and
+        ``ticket_id`` (of the notification) go into the delivery log."""
         for url in urls:
             if url not in _REDACTOR.urls:
                 _REDACTOR.urls[url] = safe_url(url)
@@ -134,10 +152,23 @@ class HttpPoster:
                 results = await asyncio.gather(
                     *(self._post(client, delivery, u, build) for u in todo)
                 )
+        results = [msgspec.structs.replace(a, kind=kind, ticket_id=ticket_id) for a in results]
+        await self._record(results)
         failed = [a for a in results if not a.ok]
         if failed:
             detail = "; ".join(f"{a.url}: {a.error}" for a in failed)
             raise DeliveryFailed(f"{len(failed)} of {len(results)} URL(s) failed: {detail}")
+
+    async def _record(self, attempts: list[DeliveryAttempt]) -> None:
+        """Write the attempts to the delivery log; a failure to write is logged, never
+        raised (the deliveries happened, and retrying them would repeat them)."""
+        if self.recorder is None:
+            return
+        for attempt in attempts:
+            try:
+                await self.recorder(attempt)
+            except Exception as exc:
+                self.log.warning("delivery %s not logged: %s", attempt.delivery, exc)
 
     async def _post(
         self, client: httpx.AsyncClient, delivery: str, url: str, build: RequestBuilder
@@ -185,11 +216,29 @@ class PostingNotifier:
     poster: HttpPoster
 
     @hookimpl
-    async def startup(self, app: object) -> None:
-        """Open the HTTP client."""
+    async def startup(self, app: Any) -> None:
+        """Open the HTTP client; record attempts in the application's delivery log."""
         await self.poster.open()
+        log = getattr(app, "delivery_log", None)
+        if log is not None:
+            name = self.poster.name
+
+            async def record(attempt: DeliveryAttempt) -> None:
+                await log.record(
+                    notifier=name,
+                    delivery=attempt.delivery,
+                    target=attempt.url,
+                    status=attempt.status,
+                    error=attempt.error,
+                    duration_ms=attempt.duration_ms,
+                    kind=attempt.kind,
+                    ticket_id=attempt.ticket_id,
+                )
+
+            self.poster.recorder = record
 
     @hookimpl
-    async def shutdown(self, app: object) -> None:
-        """Close the HTTP client."""
+    async def shutdown(self, app: Any) -> None:
+        """Close the HTTP client; stop recording."""
         await self.poster.close()
+        self.poster.recorder = None

@@ -109,7 +109,11 @@ class Chat(PostingNotifier):
         body = msgspec.json.encode(self.payload(notification))
         headers = {"Content-Type": "application/json", "User-Agent": "TicketCore-Chat/1"}
         await self.poster.post_all(
-            notification.idempotency_key, self.config.webhook_urls, lambda _url: (body, headers)
+            notification.idempotency_key,
+            self.config.webhook_urls,
+            lambda _url: (body, headers),
+            kind=notification.kind,
+            ticket_id=notification.ticket_id,
         )
 
 

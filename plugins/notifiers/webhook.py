@@ -14,8 +14,10 @@ The body is the notification encoded as JSON (``kind``, ``ticket_id``, ``recipie
 
 A non-2xx answer or a network error fails the notifier, and the job worker retries it with
 exponential backoff (other notifiers are not called again). Attempts are logged (logger
-``ticketcore.notifiers.webhook``; URLs shown without their path) and kept in memory in
-``Webhook.poster.attempts``::
+``ticketcore.notifiers.webhook``; URLs shown without their path), kept in memory in
+``Webhook.poster.attempts`` and recorded in the helpdesk's delivery log, which admins query
+with ``GET /api/v1/notification-deliveries?notifier=webhook`` (filters: ``delivery``,
+``ticket_id``, ``failed_only``)::
 
     [plugins]
     notifiers = ["webhook"]
@@ -129,6 +131,8 @@ class Webhook(PostingNotifier):
             notification.idempotency_key,
             self.config.urls,
             lambda _url: self.request(notification),
+            kind=notification.kind,
+            ticket_id=notification.ticket_id,
         )
 
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from piccolo.table import Table
 
 from ticketcore.db.database import Database
+from ticketcore.db.notification_tables import NOTIFICATION_INDEXES, NOTIFICATION_TABLES
 from ticketcore.db.tables import CORE_TABLES, AgentSkill, Macro, SchemaVersion
 
 Migration = Callable[[Database], Awaitable[None]]
@@ -148,6 +149,14 @@ async def _m0006_sla(db: Database) -> None:
         await db.execute_ddl(ddl)
 
 
+async def _m0008_notifications(db: Database) -> None:
+    """Agents in-app notifications, organisations customer-update preferences and the
+    notifiers delivery log."""
+    await create_tables(db, NOTIFICATION_TABLES)
+    for ddl in NOTIFICATION_INDEXES:
+        await db.execute_ddl(ddl)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _m0001_initial),
     (2, "agent availability and skills", _m0002_routing),
@@ -155,6 +164,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (4, "macros", _m0004_macros),
     (5, "unique message ids", _m0005_unique_message_ids),
     (6, "SLA state on tickets", _m0006_sla),
+    (8, "agent notifications, customer-update preferences, delivery log", _m0008_notifications),
 ]
 
 
