@@ -45,9 +45,10 @@ from rich.table import Table
 from ticketcore.app import App, create_helpdesk
 from ticketcore.config import settings_from_mapping
 from ticketcore.plugins.channels.email import channel_of
+from ticketcore.plugins.channels.email.testing import corpus_dir
 
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "corpus" / "email"
+CORPUS = corpus_dir(ROOT)
 ADDRESS = "support@bench.test"
 WORDS = [
     "printer",

@@ -22,10 +22,11 @@ from ticketcore.errors import ValidationFailed
 from ticketcore.plugins.channels.email import channel_of
 from ticketcore.plugins.channels.email.parse import parse_mail
 from ticketcore.plugins.channels.email.screen import MailKind
+from ticketcore.plugins.channels.email.testing import corpus_dir
 from ticketcore.services.directory import normalise_email
 
 HelpdeskFactory = Callable[..., Awaitable[App]]
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "email"
+CORPUS = corpus_dir(Path(__file__).resolve().parents[1])
 
 #: The outcomes each label allows. "thread" of none-or-thread is our "recorded": a system
 #: note on the ticket of the message we sent (never a reopen, never a reply).

@@ -17,8 +17,9 @@ from ticketcore.plugins.channels.email.parse import (
     decode_header_value,
     parse_mail,
 )
+from ticketcore.plugins.channels.email.testing import corpus_dir
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "email"
+CORPUS = corpus_dir(Path(__file__).resolve().parents[1])
 needs_corpus = pytest.mark.skipif(
     not (CORPUS / "labels.csv").is_file(),
     reason=f"e-mail corpus not found at {CORPUS} (expected ../shared/corpus/email)",

@@ -12,8 +12,9 @@ import pytest
 from ticketcore.plugins.channels.email.ids import ticket_key_of
 from ticketcore.plugins.channels.email.parse import parse_mail
 from ticketcore.plugins.channels.email.screen import MailKind, ScreenResult, screen_mail
+from ticketcore.plugins.channels.email.testing import corpus_dir
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "email"
+CORPUS = corpus_dir(Path(__file__).resolve().parents[1])
 
 OWN_ID = "tc.0f8fad5b-d9cb-469f-a165-70867728950e.e7@help.example.org"
 

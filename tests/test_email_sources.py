@@ -19,8 +19,9 @@ from ticketcore.plugins.channels.email.sources import (
     ingest_path,
     iter_path,
 )
+from ticketcore.plugins.channels.email.testing import corpus_dir
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "email"
+CORPUS = corpus_dir(Path(__file__).resolve().parents[1])
 
 #: Messages with what real mail has: CRLF and LF line ends, 8-bit bytes, a "From " body line.
 MESSAGES = [

@@ -5,13 +5,28 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import socket
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+#: Where the real-world mail corpus lives: ``TICKETCORE_MAIL_CORPUS``, else
+#: ``../shared/corpus/email`` next to the repository (our own tests read it in place).
+CORPUS_ENV = "TICKETCORE_MAIL_CORPUS"
+
+
+def corpus_dir(project_root: Path | None = None) -> Path:
+    """The mail corpus folder (it may not exist: tests skip, naming this path)."""
+    configured = os.environ.get(CORPUS_ENV)
+    if configured:
+        return Path(configured)
+    root = project_root or Path.cwd()
+    return root.resolve().parent / "shared" / "corpus" / "email"
 
 
 def free_port() -> int:
