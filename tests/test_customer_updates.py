@@ -436,3 +436,25 @@ def test_channel_detection_and_explicit_settings() -> None:
         cu.Config(statuses=["done"])
     with pytest.raises(ValueError, match="placeholders"):
         cu.Config(portal_url="https://x.test/{ticket}")
+
+
+async def test_a_reply_to_an_update_threads_by_its_message_id(
+    helpdesk_factory: HelpdeskFactory, smtp: Smtp
+) -> None:
+    # The notifier and the e-mail channel share the Message-ID domain, as one helpdesk does.
+    app = await helpdesk_factory(
+        **settings(smtp.port, email_channel={"message_id_domain": "help.example"})
+    )
+    seed = await seed_helpdesk(app)
+    ticket_id = await open_ticket(app, seed)
+    await move(app, seed.agent, ticket_id, "wait_for_customer", "Which VPN client?")
+    await app.jobs.drain()
+    assert kinds_to(smtp) == ["ticket_created", "status_changed"]  # in the order they happened
+    update = last_mail(smtp)
+    assert update["X-TicketCore-Notification"] == "status_changed"
+    # The customer answers from a client that rewrote the subject (no ticket token left).
+    answer = await channel_of(app).ingest(
+        make_mail(subject="my answer", body="The blue one.", in_reply_to=update["Message-ID"]),
+        source="test",
+    )
+    assert answer.outcome == "threaded" and answer.ticket_id == ticket_id

@@ -139,7 +139,7 @@ class JobQueue:
             "UPDATE job SET status = 'running', locked_by = {}, locked_until = {}, "
             "attempts = attempts + 1 WHERE id IN (SELECT id FROM job WHERE "
             "(status = 'pending' AND run_at <= {}) OR (status = 'running' AND locked_until < {})"
-            " ORDER BY run_at LIMIT {}" + skip_locked + ") "
+            " ORDER BY run_at, id LIMIT {}" + skip_locked + ") "
             "RETURNING id, kind, payload, attempts, max_attempts"
         )
         args = (self.worker_id, now + self.lease, now, now, limit or self.batch_size)
@@ -147,6 +147,8 @@ class JobQueue:
             return []  # nothing to do: no write (on SQLite a write takes the one writer)
         async with db.transaction():  # on SQLite the claim must go through the one writer
             rows = await db.fetch(sql, *args)
+        # RETURNING gives no order: run them in the order they were queued (jobs due at the
+        # same instant, e.g. "created" then "status changed" mails, must not swap places).
         return [
             JobRecord(
                 id=r["id"],
@@ -155,7 +157,7 @@ class JobQueue:
                 attempts=r["attempts"],
                 max_attempts=r["max_attempts"],
             )
-            for r in rows
+            for r in sorted(rows, key=lambda r: r["id"])
         ]
 
     async def _finish(self, job: JobRecord, error: BaseException | None) -> None:

@@ -222,6 +222,9 @@ def notification_for(
     data: dict[str, Any] = {
         "audience": "customer",
         "ticket_number": ticket.number,
+        # Lets the e-mail notifier give its mail a Message-ID the e-mail channel recognises:
+        # the customer's answer then threads on the ticket even with the subject changed.
+        "ticket_key": ticket.key,
         "ticket_url": portal,
         "event_id": event.id,
         **update.data,

@@ -58,6 +58,7 @@ import jinja2
 import msgspec
 
 from ticketcore import Notification, hookimpl
+from ticketcore.plugins.channels.email.ids import own_message_id
 
 log = logging.getLogger("ticketcore.notifiers.email")
 
@@ -168,10 +169,18 @@ class Email:
         )
 
     def message_id(self, notification: Notification, recipient: str) -> str:
-        """A Message-ID unique to this notification and recipient, stable across retries."""
+        """A Message-ID unique to this notification and recipient, stable across retries.
+
+        With ``data["ticket_key"]`` it names the ticket the way the e-mail channel's own mail
+        does (``tc.<key>.<part>@<domain>``), so a reply threads on the ticket by
+        ``In-Reply-To`` when the channel uses the same domain.
+        """
         digest = hashlib.sha256(
             f"{notification.idempotency_key}\0{recipient.lower()}".encode()
         ).hexdigest()[:32]
+        ticket_key = notification.data.get("ticket_key")
+        if isinstance(ticket_key, str) and ticket_key:
+            return f"<{own_message_id(ticket_key, f'n{digest[:20]}', self.domain)}>"
         return f"<notify.{digest}@{self.domain}>"
 
     def message(self, notification: Notification, recipient: str) -> EmailMessage:
