@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from piccolo.table import Table
 
 from ticketcore.db.database import Database
+from ticketcore.db.search_index import create_subject_search_index
 from ticketcore.db.notification_tables import NOTIFICATION_INDEXES, NOTIFICATION_TABLES
 from ticketcore.db.tables import CORE_TABLES, AgentSkill, Macro, SchemaVersion
 
@@ -157,6 +158,11 @@ async def _m0008_notifications(db: Database) -> None:
         await db.execute_ddl(ddl)
 
 
+async def _m0009_subject_search(db: Database) -> None:
+    """An index for the text filter of the ticket list (trigrams of the subject)."""
+    await create_subject_search_index(db)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _m0001_initial),
     (2, "agent availability and skills", _m0002_routing),
@@ -165,6 +171,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (5, "unique message ids", _m0005_unique_message_ids),
     (6, "SLA state on tickets", _m0006_sla),
     (8, "agent notifications, customer-update preferences, delivery log", _m0008_notifications),
+    (9, "subject search index", _m0009_subject_search),
 ]
 
 

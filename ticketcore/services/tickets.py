@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from ticketcore.db.database import is_unique_violation
+from ticketcore.db.search_index import MIN_INDEXED_CHARS, fts_phrase
 from ticketcore.domain.commands import (
     LinkRequest,
     NewEntry,
@@ -222,7 +223,14 @@ class TicketService:
                 "EXISTS (SELECT 1 FROM ticket_tag g WHERE g.ticket = t.id AND g.tag = {})",
                 filters.tag.strip().lower(),
             )
-        if filters.q:
+        if filters.q and self.db.is_sqlite and len(filters.q) >= MIN_INDEXED_CHARS:
+            # The trigram FTS index: a case-insensitive substring match without a scan.
+            add(
+                "t.id IN (SELECT rowid FROM ticket_subject_fts WHERE ticket_subject_fts MATCH {})",
+                fts_phrase(filters.q),
+            )
+        elif filters.q:
+            # PostgreSQL's trigram index serves ILIKE; needles under three characters scan.
             like = "ILIKE" if not self.db.is_sqlite else "LIKE"
             pattern = (
                 "%" + filters.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
