@@ -8,7 +8,6 @@ idempotency key (a unique index), so an event delivered twice notifies once.
 
 from __future__ import annotations
 
-import base64
 import builtins  # ``list`` is a method name below
 from collections.abc import Iterable
 from datetime import datetime
@@ -19,6 +18,7 @@ import msgspec
 from ticketcore.domain.models import Principal
 from ticketcore.errors import ValidationFailed
 from ticketcore.services import permissions
+from ticketcore.services.cursors import decode_cursor, encode_cursor
 from ticketcore.services.mentions import StaffMember, handles, mentioned
 from ticketcore.services.rows import dump_json, load_json
 
@@ -53,23 +53,6 @@ class NotificationPage(msgspec.Struct, kw_only=True):
     items: list[AgentNotification]
     next_cursor: str | None
     unread: int
-
-
-def _cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"n:{last_id}".encode()).decode().rstrip("=")
-
-
-def _after(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, value = raw.split(":", 1)
-        if prefix != "n":
-            raise ValueError(prefix)
-        return int(value)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(
-            "invalid cursor: pass next_cursor from a previous page", field="cursor"
-        ) from exc
 
 
 def _from_row(row: dict[str, Any]) -> AgentNotification:
@@ -184,7 +167,7 @@ class AgentNotificationService:
             where.append("read_at IS NULL")
         if cursor:
             where.append("id < {}")
-            args.append(_after(cursor))
+            args.append(decode_cursor("n", cursor))
         rows = await self.db.fetch(
             f"SELECT * FROM agent_notification WHERE {' AND '.join(where)} "
             "ORDER BY id DESC LIMIT {}",
@@ -195,7 +178,7 @@ class AgentNotificationService:
         more = len(rows) > limit
         return NotificationPage(
             items=items,
-            next_cursor=_cursor(items[-1].id) if more else None,
+            next_cursor=encode_cursor("n", items[-1].id) if more else None,
             unread=await self.unread_count(user_id),
         )
 

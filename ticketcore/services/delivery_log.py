@@ -10,7 +10,6 @@ restarts.
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ import msgspec
 from ticketcore.domain.models import Principal
 from ticketcore.errors import ValidationFailed
 from ticketcore.services import permissions
+from ticketcore.services.cursors import decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
     from ticketcore.app import App
@@ -46,23 +46,6 @@ class DeliveryPage(msgspec.Struct, kw_only=True):
 
     items: list[DeliveryRecord]
     next_cursor: str | None
-
-
-def _cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"d:{last_id}".encode()).decode().rstrip("=")
-
-
-def _after(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, value = raw.split(":", 1)
-        if prefix != "d":
-            raise ValueError(prefix)
-        return int(value)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(
-            "invalid cursor: pass next_cursor from a previous page", field="cursor"
-        ) from exc
 
 
 class DeliveryLog:
@@ -130,7 +113,7 @@ class DeliveryLog:
             where.append("error IS NOT NULL")
         if cursor:
             where.append("id < {}")
-            args.append(_after(cursor))
+            args.append(decode_cursor("d", cursor))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = await self.db.fetch(
             f"SELECT * FROM notification_delivery {clause} ORDER BY id DESC LIMIT {{}}",
@@ -153,4 +136,6 @@ class DeliveryLog:
             for r in rows[:limit]
         ]
         more = len(rows) > limit
-        return DeliveryPage(items=items, next_cursor=_cursor(items[-1].id) if more else None)
+        return DeliveryPage(
+            items=items, next_cursor=encode_cursor("d", items[-1].id) if more else None
+        )

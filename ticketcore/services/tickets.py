@@ -8,7 +8,6 @@ part-way rolls everything back.
 from __future__ import annotations
 
 import asyncio
-import base64
 import builtins  # in TicketService, `list` names the method: annotations use builtins.list
 import uuid
 from collections.abc import Sequence
@@ -48,6 +47,7 @@ from ticketcore.errors import (
 )
 from ticketcore.services import permissions, sla
 from ticketcore.services.attachments import AttachmentStore, StoredFile
+from ticketcore.services.cursors import decode_cursor, encode_cursor
 from ticketcore.services.directory import normalise_email
 from ticketcore.services.history import EventDraft, record_events
 from ticketcore.services.html import html_to_text, sanitize_html
@@ -90,25 +90,6 @@ class Page(msgspec.Struct, kw_only=True):
 
     items: list[Ticket]
     next_cursor: str | None
-
-
-def encode_cursor(last_id: int) -> str:
-    """An opaque cursor pointing after ticket ``last_id``."""
-    return base64.urlsafe_b64encode(f"t:{last_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    """The ticket id a cursor points after; a clear error for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, value = raw.split(":", 1)
-        if prefix != "t":
-            raise ValueError(prefix)
-        return int(value)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed(
-            "invalid cursor: pass next_cursor from a previous page", field="cursor"
-        ) from exc
 
 
 def _clean_tags(tags: list[str], field: str = "tags") -> list[str]:
@@ -237,7 +218,7 @@ class TicketService:
             )
             add(f"t.subject {like} {{}} ESCAPE '\\'", pattern)
         if cursor:
-            add("t.id < {}", decode_cursor(cursor))
+            add("t.id < {}", decode_cursor("t", cursor))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         rows = await self.db.fetch(
             f"SELECT {TICKET_COLUMNS} {TICKET_FROM} {clause} ORDER BY t.id DESC LIMIT {{}}",
@@ -247,7 +228,7 @@ class TicketService:
         )
         items = [ticket_from_row(r) for r in rows[:limit]]
         more = len(rows) > limit
-        return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+        return Page(items=items, next_cursor=encode_cursor("t", items[-1].id) if more else None)
 
     async def entries(self, viewer: Principal, ticket_id: int) -> builtins.list[Entry]:
         """The conversation, oldest first; customers never get internal or system notes."""
