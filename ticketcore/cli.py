@@ -79,6 +79,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             access_log=args.access_log,
             lifespan="on",
+            # Open live-update streams (server-sent events) would otherwise hold shutdown.
+            timeout_graceful_shutdown=5,
         )
         server = uvicorn.Server(config)
         print(f"TicketCore serving {base}  (API {base}/api/v1, health {base}/healthz)", flush=True)

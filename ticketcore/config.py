@@ -76,6 +76,23 @@ class Limits(_Strict, frozen=True):
     max_subject_chars: int = 500
 
 
+class WebSettings(_Strict, frozen=True):
+    """The web pages: sessions, cookies, templates and language.
+
+    ``secret_key`` signs session cookies; every server process of one helpdesk needs the
+    same one (without it, each process makes a random key and sessions do not survive a
+    restart). ``secure_cookies = false`` is for plain-HTTP development on localhost only.
+    ``templates_dir`` holds an organisation's templates, looked up before plugin and
+    built-in templates of the same name.
+    """
+
+    secret_key: str | None = None
+    secure_cookies: bool = True
+    session_hours: int = 12
+    templates_dir: str | None = None
+    default_language: str = "en"
+
+
 class Settings(_Strict, frozen=True):
     """The whole configuration of one helpdesk."""
 
@@ -85,6 +102,7 @@ class Settings(_Strict, frozen=True):
     #: Per-plugin settings: ``[plugin.<kind>.<name>]`` tables, validated by each plugin.
     plugin: dict[str, dict[str, dict[str, Any]]] = {}
     limits: Limits = Limits()
+    web: WebSettings = WebSettings()
     storage_dir: str = "var/attachments"
     #: Names of settings read from the environment, e.g. ``plugin.channels.email.password``.
     secret_paths: list[str] = []

@@ -23,6 +23,8 @@ from ticketcore.web.api.system import SystemController, healthz
 from ticketcore.web.api.tickets import AttachmentController, TicketController
 from ticketcore.web.auth import provide_helpdesk, provide_principal
 from ticketcore.web.errors import EXCEPTION_HANDLERS
+from ticketcore.web.ui import ui_routes
+from ticketcore.web.ui.context import UiState
 
 
 def create_app(
@@ -44,8 +46,10 @@ def create_app(
         try:
             yield
         finally:
+            await ui.feed.close()
             await helpdesk.stop()
 
+    ui = UiState.build(helpdesk)
     plugin_routes: list[Any] = [
         route for _, routes in helpdesk.hooks.collect("register_routes") for route in routes or []
     ]
@@ -60,6 +64,7 @@ def create_app(
             NotificationController,
             OrganisationPreferenceController,
             DeliveryLogController,
+            *ui_routes(),
             *plugin_routes,
         ],
         dependencies={
@@ -72,4 +77,5 @@ def create_app(
         debug=False,
     )
     app.state.helpdesk = helpdesk
+    app.state.ui = ui
     return app
