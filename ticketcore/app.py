@@ -33,10 +33,12 @@ class App:
     ) -> None:
         from ticketcore.services.agent_notifications import AgentNotificationService
         from ticketcore.services.auth import AuthService
+        from ticketcore.services.automation import AutomationService
         from ticketcore.services.delivery_log import DeliveryLog
         from ticketcore.services.directory import DirectoryService
         from ticketcore.services.macros import MacroService
         from ticketcore.services.notification_prefs import NotificationPrefService
+        from ticketcore.services.routing_roster import RosterCache
         from ticketcore.services.sla_timers import SlaTimers
         from ticketcore.services.tickets import TicketService
 
@@ -57,9 +59,12 @@ class App:
         self.auth = AuthService(self)
         self.directory = DirectoryService(self)
         self.macros = MacroService(self)
-        #: Agents in-app notifications (assigned, mentioned, SLA alerts).
+        self.automation = AutomationService(self)
+        #: The routing snapshot kept between batches (checked against the database).
+        self.routing_roster = RosterCache()
+        #: Agents' in-app notifications (assigned, mentioned, SLA alerts).
         self.agent_notifications = AgentNotificationService(self)
-        #: Organisations choices of customer updates.
+        #: Organisations' choices of customer updates.
         self.notification_prefs = NotificationPrefService(self)
         #: Every attempt of the HTTP notifiers (webhook, chat) to deliver a notification.
         self.delivery_log = DeliveryLog(self)
@@ -69,7 +74,9 @@ class App:
         self._started = False
 
     def _job_handlers(self) -> dict[str, JobHandler]:
-        handlers: dict[str, JobHandler] = dict(core_job_handlers())
+        from ticketcore.services.automation_engine import automation_job_handlers
+
+        handlers: dict[str, JobHandler] = {**core_job_handlers(), **automation_job_handlers()}
         problems: list[str] = []
         for plugin, registered in self.hooks.collect("register_jobs"):
             for kind, handler in (registered or {}).items():

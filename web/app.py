@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 
 from ticketcore import __version__
 from ticketcore.app import App
+from ticketcore.web.api.automation import AutomationRuleController
 from ticketcore.web.api.knowledge import KnowledgeController
 from ticketcore.web.api.macros import MacroController
 from ticketcore.web.api.notifications import (
@@ -61,6 +62,7 @@ def create_app(
             SystemController,
             MacroController,
             KnowledgeController,
+            AutomationRuleController,
             NotificationController,
             OrganisationPreferenceController,
             DeliveryLogController,

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 
 from piccolo.table import Table
 
+from ticketcore.db.automation_tables import AUTOMATION_TABLES
 from ticketcore.db.database import Database
-from ticketcore.db.search_index import create_subject_search_index
 from ticketcore.db.notification_tables import NOTIFICATION_INDEXES, NOTIFICATION_TABLES
+from ticketcore.db.roster_triggers import roster_trigger_ddl
+from ticketcore.db.search_index import create_subject_search_index
 from ticketcore.db.tables import CORE_TABLES, AgentSkill, Macro, SchemaVersion
 
 Migration = Callable[[Database], Awaitable[None]]
@@ -150,9 +152,25 @@ async def _m0006_sla(db: Database) -> None:
         await db.execute_ddl(ddl)
 
 
+async def _m0007_automation(db: Database) -> None:
+    """Automation rules, the record of which rule fired for which event (unique), and the
+    routing roster's version."""
+    await create_tables(db, AUTOMATION_TABLES)
+    await db.execute_ddl(
+        "CREATE UNIQUE INDEX IF NOT EXISTS ux_automation_fired ON automation_fired (rule, event)"
+    )
+    await db.execute_ddl(
+        "CREATE INDEX IF NOT EXISTS ix_automation_rule_position ON automation_rule (position, id)"
+    )
+    # The routing roster's version, bumped by triggers on agents, teams and skills: lets
+    # each process keep its routing snapshot until something in it changes.
+    for ddl in roster_trigger_ddl(db.is_sqlite):
+        await db.execute_ddl(ddl)
+
+
 async def _m0008_notifications(db: Database) -> None:
-    """Agents in-app notifications, organisations customer-update preferences and the
-    notifiers delivery log."""
+    """Agents' in-app notifications, organisations' customer-update preferences and the
+    notifiers' delivery log."""
     await create_tables(db, NOTIFICATION_TABLES)
     for ddl in NOTIFICATION_INDEXES:
         await db.execute_ddl(ddl)
@@ -170,6 +188,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (4, "macros", _m0004_macros),
     (5, "unique message ids", _m0005_unique_message_ids),
     (6, "SLA state on tickets", _m0006_sla),
+    (7, "automation rules", _m0007_automation),
     (8, "agent notifications, customer-update preferences, delivery log", _m0008_notifications),
     (9, "subject search index", _m0009_subject_search),
 ]

@@ -62,4 +62,6 @@ async def record_events_many(
         await app.jobs.enqueue_many(
             "ticket_event", [({"event_id": i}, f"ticket_event:{i}") for i in ids]
         )
+    # Automation rules see the events from the outbox too, after commit (one job per write).
+    await app.automation.enqueue_events(ids, [str(row[1]) for row in rows_args])
     return ids

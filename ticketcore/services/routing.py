@@ -18,6 +18,7 @@ from ticketcore.domain.models import (
     WorkingHours,
 )
 from ticketcore.services.history import EventDraft
+from ticketcore.services.routing_roster import STATE_SQL, refresh
 from ticketcore.services.rows import load_json
 
 if TYPE_CHECKING:
@@ -30,9 +31,12 @@ async def load_routing_context(app: App, now: datetime) -> RoutingContext:
     """Teams and their active agents, with round-robin state, availability, skills and
     open-ticket counts; call inside the transaction.
 
-    Four queries whatever the number of agents (teams, members, skills, and one grouped
-    count of open tickets per assignee), once per batch of new tickets: the batch writer
-    then keeps the snapshot current with :func:`note_assignment`.
+    Once per batch of new tickets (the batch writer then keeps the snapshot current with
+    :func:`note_assignment`): one query checks whether the process's cached snapshot
+    (:mod:`ticketcore.services.routing_roster`) is still the database's state, one counts
+    open tickets per assignee; only when agents, teams or skills changed, or another
+    process (or a rolled-back batch) assigned meanwhile, are teams, members and skills read
+    again (three more queries, whatever the number of agents).
 
     On PostgreSQL a transaction-scoped advisory lock serialises routing between processes,
     so two workers never both pick the same "least recently assigned" agent.
@@ -40,6 +44,32 @@ async def load_routing_context(app: App, now: datetime) -> RoutingContext:
     db = app.db
     if not db.is_sqlite:
         await db.fetch("SELECT pg_advisory_xact_lock({})", _ROUTING_LOCK_KEY)
+    [state] = await db.fetch(STATE_SQL)
+    key = (int(state["v"] or 0), int(state["a"] or 0))
+    open_counts = {
+        row["assignee"]: int(row["n"])
+        for row in await db.fetch(
+            "SELECT assignee, COUNT(*) AS n FROM ticket "
+            f"WHERE assignee IS NOT NULL AND {OPEN_TICKET_SQL} GROUP BY assignee"
+        )
+    }
+    cache = app.routing_roster
+    if cache.valid_for(key) and cache.context is not None:
+        shifts = {agent: is_on_shift(hours, now) for agent, hours in cache.hours.items()}
+        context = refresh(cache.context, now, open_counts, shifts)
+        cache.loaded(key, context, cache.hours)
+        return context
+    context, hours = await _load_roster(app, now, open_counts)
+    cache.loaded(key, context, hours)
+    return context
+
+
+async def _load_roster(
+    app: App, now: datetime, open_counts: dict[int, int]
+) -> tuple[RoutingContext, dict[int, Any]]:
+    """Read teams, members and skills; return the snapshot and the raw working hours of
+    the agents who have some."""
+    db = app.db
     teams = await db.fetch("SELECT id, name, slug FROM team ORDER BY id")
     members = await db.fetch(
         "SELECT tm.team, u.id, u.name, u.available, u.availability, u.capacity, "
@@ -51,18 +81,14 @@ async def load_routing_context(app: App, now: datetime) -> RoutingContext:
     skills: dict[int, dict[str, int]] = {}
     for row in await db.fetch('SELECT "user", skill, level FROM agent_skill'):
         skills.setdefault(row["user"], {})[row["skill"]] = int(row["level"])
-    open_counts = {
-        row["assignee"]: int(row["n"])
-        for row in await db.fetch(
-            "SELECT assignee, COUNT(*) AS n FROM ticket "
-            f"WHERE assignee IS NOT NULL AND {OPEN_TICKET_SQL} GROUP BY assignee"
-        )
-    }
     agents: dict[int, list[AgentSnapshot]] = {}
     on_shift: dict[int, bool] = {}
+    hours: dict[int, Any] = {}
     for m in members:
         if m["id"] not in on_shift:
             on_shift[m["id"]] = is_on_shift(m["working_hours"], now)
+            if m["working_hours"] is not None:
+                hours[m["id"]] = m["working_hours"]
         availability: Availability = (
             m["availability"] if m["availability"] in AVAILABILITY_STATES else "offline"
         )
@@ -85,9 +111,16 @@ async def load_routing_context(app: App, now: datetime) -> RoutingContext:
         )
         for t in teams
     }
-    return RoutingContext(
+    context = RoutingContext(
         now=now, teams=snapshots, team_slugs={t.slug: t.id for t in snapshots.values()}
     )
+    return context, hours
+
+
+def remember_routed(app: App, context: RoutingContext, assignments: int) -> None:
+    """Keep the snapshot as a batch's routing left it (``assignments`` recorded), for the
+    next batch of this process."""
+    app.routing_roster.routed(context, assignments)
 
 
 def working_hours_of(value: Any) -> WorkingHours | None:
@@ -104,6 +137,8 @@ def working_hours_of(value: Any) -> WorkingHours | None:
 def is_on_shift(value: Any, now: datetime) -> bool:
     """Whether an agent with these stored working hours is on shift at ``now``. Hours
     that cannot be read count as always on shift (they are validated when set)."""
+    if value is None:  # the common case, once per agent per routing snapshot: no decoding
+        return True
     hours = working_hours_of(value)
     if hours is None or hours.problems():
         return True

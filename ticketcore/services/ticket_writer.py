@@ -25,6 +25,7 @@ from ticketcore.services.routing import (
     load_routing_context,
     note_assignment,
     record_assignment,
+    remember_routed,
     run_routing_chain,
 )
 from ticketcore.services.rows import dump_json
@@ -203,6 +204,7 @@ class TicketBatchWriter:
             return [(d, []) for d in drafts]
         context: RoutingContext | None = None
         routed: list[tuple[Ticket, list[EventDraft]]] = []
+        assignments = 0
         for draft in drafts:
             if draft.assignee_id is not None:
                 routed.append((draft, []))
@@ -213,7 +215,10 @@ class TicketBatchWriter:
             if result.assignee_id is not None and result.team_id is not None and events:
                 # Later tickets of this batch must see this assignment (round robin).
                 context = note_assignment(context, result.team_id, result.assignee_id, now)
+                assignments += 1
             routed.append((result, events))
+        if context is not None:  # the next batch starts from here unless others changed it
+            remember_routed(self.app, context, assignments)
         return routed
 
     async def _insert_tags(self, drafts: list[Ticket]) -> None:
