@@ -76,3 +76,12 @@ async def test_seed_demo_once_with_routing_and_working_tokens(
             headers={"Authorization": f"Bearer {first.customer_token}"},
         )
         assert [e["kind"] for e in note.json()] == ["message_in", "message_out"]
+        # The demo's knowledge base answers the customer, in French too.
+        found = await api.get(
+            "/api/v1/kb/search",
+            params={"q": "carte bancaire"},
+            headers={"Authorization": f"Bearer {first.customer_token}"},
+        )
+        assert [h["title"] for h in found.json()] == ["Paiement par carte bancaire refusé"]
+    # The demo's SLA policy gives the critical outage its 24x7 clock.
+    assert outage.sla.policy == "critical" and outage.sla.resolution_due_at is not None

@@ -34,6 +34,8 @@ def _settings(args: argparse.Namespace) -> Settings:
                 "plugins": DEMO_PLUGINS,
                 "plugin": DEMO_PLUGIN_SETTINGS,
                 "storage_dir": "ticketcore-demo-files",
+                # The demo serves plain HTTP on this machine: cookies cannot be Secure-only.
+                "web": {"secure_cookies": False},
             }
         )
     return load_settings(args.config)
@@ -95,6 +97,9 @@ def _print_demo(base: str, settings: Settings, logins: Any) -> None:
     print(
         f"""
 TicketCore demo ({state}; database {settings.database.url})
+  Agent workspace:                {base}/agent
+  Customer portal:                {base}/portal
+  Admin pages:                    {base}/admin
   API docs (try requests there):  {base}/schema/swagger
   Health:                         {base}/healthz
   Admin:    {logins.admin_email} / {logins.admin_password}
@@ -144,8 +149,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_plugins_list(args: argparse.Namespace) -> int:
-    """Installed plugins (from metadata, never imported) and which are enabled."""
-    settings = _settings(args)
+    """Installed plugins (from metadata, never imported) and which are enabled: the settings
+    file with the changes admins made on the plugins page (stored in the database)."""
+    from ticketcore.plugin_overrides import load_effective_settings
+
+    settings = asyncio.run(load_effective_settings(_settings(args)))
     enabled = {(k, n) for k, n in settings.plugins.enabled()}
     _, loaded = build_plugin_manager(settings)
     by_key = {(p.kind, p.name): p for p in loaded}

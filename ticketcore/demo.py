@@ -12,8 +12,33 @@ from ticketcore.domain.commands import NewEntry, NewTicket, NewUser, RequesterIn
 from ticketcore.domain.enums import Priority, Role
 from ticketcore.domain.models import Principal
 
-DEMO_PLUGINS: dict[str, Any] = {"routing": ["rules", "round_robin"]}
+DEMO_PLUGINS: dict[str, Any] = {
+    "routing": ["rules", "round_robin"],
+    "sla": ["policy"],
+    "kb": ["articles"],
+    "notifiers": ["in_app"],
+}
 DEMO_PLUGIN_SETTINGS: dict[str, Any] = {
+    "sla": {
+        "policy": {
+            "calendar": {
+                "timezone": "Europe/Paris",
+                "hours": {day: ["09:00-18:00"] for day in ("mon", "tue", "wed", "thu", "fri")},
+            },
+            "calendars": {"always": {"hours": "24x7"}},
+            "rules": [
+                {
+                    "name": "critical",
+                    "match": {"priority": ["critical"]},
+                    "first_response": "15m",
+                    "resolution": "4h",
+                    "calendar": "always",
+                },
+                {"name": "standard", "first_response": "4h", "resolution": "3d"},
+            ],
+        }
+    },
+    "kb": {"articles": {"article_url": "/portal/kb/{id}"}},
     "routing": {
         "rules": {
             "rules": [
@@ -36,7 +61,7 @@ DEMO_PLUGIN_SETTINGS: dict[str, Any] = {
             ]
         },
         "round_robin": {"default_team": "support"},
-    }
+    },
 }
 
 _TEAMS = [("Support", "support"), ("Billing", "billing"), ("IT operations", "it-ops")]
@@ -152,6 +177,7 @@ async def seed_demo(app: App) -> DemoLogins:
             NewEntry(body="Provider status page shows an incident since 08:00."),
             internal=True,
         )
+        await _seed_articles(app)
     admin = await app.auth.user_by_email(ADMIN_EMAIL)
     customer = await app.auth.user_by_email(CUSTOMER_EMAIL)
     return DemoLogins(
@@ -165,3 +191,38 @@ async def seed_demo(app: App) -> DemoLogins:
         customer_token=await app.auth.create_token(customer.id, "demo"),
         seeded=seeded,
     )
+
+
+_ARTICLES = (
+    (
+        "Card payment declined",
+        "If your card payment is declined, check that 3-D Secure is enabled for online "
+        "payments, then retry. Declines during a provider incident clear within the hour.",
+    ),
+    (
+        "Paiement par carte bancaire refusé",
+        "Si votre paiement par carte bancaire échoue, vérifiez que 3-D Secure est activé, "
+        "puis réessayez. Pendant un incident du prestataire, réessayez dans l'heure.",
+    ),
+    (
+        "Reset your password",
+        "Use the Forgot password link on the sign-in page; the link in the e-mail is valid "
+        "for one hour.",
+    ),
+)
+
+
+async def _seed_articles(app: App) -> None:
+    """A few published articles, when the demo's knowledge base is enabled."""
+    from ticketcore.plugins.kb.articles import KnowledgeBase
+
+    plugin = app.pm.get_plugin("kb.articles")
+    if not isinstance(plugin, KnowledgeBase) or plugin.store is None:
+        return
+    now = app.clock.now()
+    for title, body in _ARTICLES:
+        await plugin.store.insert(
+            {"title": title, "body_text": body, "visibility": "public", "status": "published",
+             "author_name": "Demo Admin"},
+            now,
+        )  # fmt: skip
