@@ -225,7 +225,8 @@ async def run_engine(engine: str, args: argparse.Namespace, workdir: Path) -> li
         conn = await asyncpg.connect(args.pg_dsn)
         await conn.execute(f"CREATE SCHEMA {schema}")
         await conn.close()
-        url = f"{args.pg_dsn}?search_path={schema}"
+        sep = "&" if "?" in args.pg_dsn else "?"
+        url = f"{args.pg_dsn}{sep}search_path={schema}"
     settings = settings_from_mapping(
         {
             "database": {"url": url},
