@@ -4,7 +4,8 @@ Playwright, against ``ticketcore serve`` running in a subprocess on each databas
 The walk: a customer opens a ticket in the portal (with a category and a file); an agent,
 whose queue is already open, sees it appear without reloading; the agent replies with a
 canned response and adds an internal note mentioning a colleague; the customer sees the
-reply but never the note, and confirms the resolution. Screenshots of the main pages are
+reply but never the note, confirms the resolution and rates it (stars and a comment),
+and the agent's ticket page shows the rating. Screenshots of the main pages are
 saved under ``test-artifacts/screenshots/``.
 
 Without Chromium or the ``playwright`` package these tests SKIP, saying which is missing
@@ -297,14 +298,69 @@ async def test_portal_to_agent_and_back(
     assert await customer.locator("#ticket-status").inner_text() == "Closed"
     await shots(customer, "portal-ticket-closed")
 
+    # The customer rates it (stars and a comment); the agent's ticket page shows the rating.
+    await customer.get_by_role("link", name="Rate this ticket").click()
+    await customer.wait_for_url(f"{base}/portal/tickets/{ticket_id}/rate")
+    await customer.get_by_label("4 of 5").check()
+    await customer.get_by_label("Comment (optional)").fill("Quick fix, <thanks>!")
+    await shots(customer, "portal-rate")
+    await customer.get_by_role("button", name="Send my rating").click()
+    await customer.wait_for_selector("text=Thank you for your rating!")
+    assert "4 out of 5" in await customer.locator("#satisfaction").inner_text()
+    await shots(customer, "portal-ticket-rated")
+    await agent.goto(f"{base}/agent/tickets/{ticket_id}")
+    rating = await agent.locator("#satisfaction").inner_text()
+    assert "4 out of 5" in rating and "Quick fix, <thanks>!" in rating
+    assert await agent.locator(".history", has_text="rated the ticket").count() == 1
+    await shots(agent, "agent-ticket-rated")
+
     ticket = await app.tickets.snapshot(ticket_id)
     assert ticket.status is Status.CLOSED and ticket.category == "billing"
+    rated = await app.satisfaction.get(people.agent, ticket_id)
+    assert rated is not None and (rated.rating, rated.comment) == (4, "Quick fix, <thanks>!")
     assert "vat" in ticket.tags
     kinds = [e.kind for e in await app.tickets.entries(people.agent, ticket_id)]
     assert kinds == [EntryKind.MESSAGE_IN, EntryKind.MESSAGE_OUT, EntryKind.NOTE]
     assert errors == []
     await agent_ctx.close()
     await customer_ctx.close()
+
+
+@pytest.mark.db
+async def test_agents_see_each_other_on_a_ticket(
+    site: tuple[App, People, Server],
+    browser: Any,
+    shots: Callable[[Any, str], Awaitable[None]],
+) -> None:
+    """Presence: the page's script beats "replying" as soon as Sam types a draft; Alex's page
+    learns it at its next heartbeat, without a reload."""
+    app, people, server = site
+    ticket = await app.tickets.create(people.customer, NewTicket(subject="Two agents", body="x"))
+    url = f"{server.base}/agent/tickets/{ticket.id}"
+    alex_ctx = await browser.new_context(locale="en-GB")
+    sam_ctx = await browser.new_context(locale="en-GB")
+    alex = await alex_ctx.new_page()
+    sam = await sam_ctx.new_page()
+    errors: list[str] = []
+    for page in (alex, sam):
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+    await sign_in(alex, server.base, people.agent.email)
+    await sign_in(sam, server.base, people.agent2.email)
+    await alex.goto(url)
+    await alex.evaluate("window.__notReloaded = true")
+    await sam.goto(url)
+    assert "Alex Agent is viewing this ticket." in await sam.locator(".presence").inner_text()
+
+    await sam.locator("#compose-body").fill("Looking into it")
+    await sam.locator("#compose-body").dispatch_event("input")
+    await alex.wait_for_selector(
+        ".presence [data-mode='replying']:has-text('Sam Second')", timeout=30_000
+    )
+    assert await alex.evaluate("window.__notReloaded === true")
+    await shots(alex, "agent-ticket-presence")
+    assert errors == []
+    await alex_ctx.close()
+    await sam_ctx.close()
 
 
 @pytest.mark.db

@@ -91,6 +91,10 @@ class WebSettings(_Strict, frozen=True):
     session_hours: int = 12
     templates_dir: str | None = None
     default_language: str = "en"
+    #: The helpdesk's address as customers reach it (``https://help.example.org``), for links
+    #: in mails such as the e-mailed sign-in link (never taken from a request's Host header).
+    #: Unset: customers cannot ask for a sign-in link.
+    public_url: str | None = None
 
 
 class Settings(_Strict, frozen=True):
@@ -138,6 +142,17 @@ def _resolve_env(
             _resolve_env(v, f"{path}[{i}]", env, secrets, problems) for i, v in enumerate(value)
         ]
     return value
+
+
+def resolve_env_references(
+    value: Any, path: str, env: Mapping[str, str] | None = None
+) -> tuple[Any, list[str], list[str]]:
+    """``value`` with ``{ env = "NAME" }`` tables read from the environment, as the settings
+    file's are: (resolved value, paths of the secrets found, problems)."""
+    secrets: list[str] = []
+    problems: list[str] = []
+    resolved = _resolve_env(value, path, os.environ if env is None else env, secrets, problems)
+    return resolved, secrets, problems
 
 
 def settings_from_mapping(

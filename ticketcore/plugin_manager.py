@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,13 +152,17 @@ def _settings_for_unknown_plugins(settings: Settings) -> list[str]:
 
 
 def build_plugin_manager(
-    settings: Settings, extra_plugins: Sequence[tuple[str, Any]] = ()
+    settings: Settings,
+    extra_plugins: Sequence[tuple[str, Any]] = (),
+    keep: Mapping[str, LoadedPlugin] | None = None,
 ) -> tuple[pluggy.PluginManager, list[LoadedPlugin]]:
     """Load, validate and register the enabled plugins; raise ConfigError listing problems.
 
     ``extra_plugins`` are ``(name, object)`` pairs registered besides the configured ones
-    and called after them: the testing fixtures use it. Returns the manager and the loaded plugins
-    in config order.
+    and called after them: the testing fixtures use it. ``keep`` maps qualified names to
+    plugins of a running set: one whose validated settings are unchanged is reused (its
+    object, already started) instead of created again. Returns the manager and the loaded
+    plugins in config order.
     """
     problems: list[str] = []
     loaded: list[LoadedPlugin] = []
@@ -222,8 +226,14 @@ def build_plugin_manager(
             config = _plugin_config(ext.plugin, raw, where, problems)
             if config is None and getattr(ext.plugin, "Config", None) is not None:
                 continue
+            previous = (keep or {}).get(f"{kind}.{name}")
             try:
-                obj = ext.plugin.create(config) if hasattr(ext.plugin, "create") else ext.plugin
+                if previous is not None and previous.config == config:
+                    obj = previous.obj
+                elif hasattr(ext.plugin, "create"):
+                    obj = ext.plugin.create(config)
+                else:
+                    obj = ext.plugin
             except Exception as exc:
                 problems.append(f"{kind}.{name}: create() failed: {type(exc).__name__}: {exc}")
                 continue

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
@@ -20,10 +20,12 @@ from ticketcore.web.api.notifications import (
     NotificationController,
     OrganisationPreferenceController,
 )
+from ticketcore.web.api.satisfaction import SatisfactionController
 from ticketcore.web.api.system import SystemController, healthz
 from ticketcore.web.api.tickets import AttachmentController, TicketController
 from ticketcore.web.auth import provide_helpdesk, provide_principal
 from ticketcore.web.errors import EXCEPTION_HANDLERS
+from ticketcore.web.plugin_guard import follow_plugin_changes, plugin_enabled_guard
 from ticketcore.web.ui import ui_routes
 from ticketcore.web.ui.context import UiState
 
@@ -51,8 +53,11 @@ def create_app(
             await helpdesk.stop()
 
     ui = UiState.build(helpdesk)
+    # Each plugin's routes behind a guard: they answer 404 once the plugin is disabled.
     plugin_routes: list[Any] = [
-        route for _, routes in helpdesk.hooks.collect("register_routes") for route in routes or []
+        Router(path="/", route_handlers=list(routes), guards=[plugin_enabled_guard(plugin)])
+        for plugin, routes in helpdesk.hooks.collect("register_routes")
+        if routes
     ]
     app = Litestar(
         route_handlers=[
@@ -66,6 +71,7 @@ def create_app(
             NotificationController,
             OrganisationPreferenceController,
             DeliveryLogController,
+            SatisfactionController,
             *ui_routes(),
             *plugin_routes,
         ],
@@ -75,6 +81,7 @@ def create_app(
         },
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
+        before_request=follow_plugin_changes,
         openapi_config=OpenAPIConfig(title="TicketCore API", version=__version__, path="/schema"),
         debug=False,
     )

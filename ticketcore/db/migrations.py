@@ -14,6 +14,7 @@ from piccolo.table import Table
 from ticketcore.db.automation_tables import AUTOMATION_TABLES
 from ticketcore.db.database import Database
 from ticketcore.db.notification_tables import NOTIFICATION_INDEXES, NOTIFICATION_TABLES
+from ticketcore.db.portal_tables import PORTAL_INDEXES, PORTAL_TABLES
 from ticketcore.db.roster_triggers import roster_trigger_ddl
 from ticketcore.db.search_index import create_subject_search_index
 from ticketcore.db.tables import CORE_TABLES, AgentSkill, Macro, SchemaVersion
@@ -181,6 +182,22 @@ async def _m0009_subject_search(db: Database) -> None:
     await create_subject_search_index(db)
 
 
+async def _m0010_portal(db: Database) -> None:
+    """Customers' satisfaction ratings and e-mailed sign-in links; agents' presence on
+    tickets and saved filters."""
+    await create_tables(db, PORTAL_TABLES)
+    for ddl in PORTAL_INDEXES:
+        await db.execute_ddl(ddl)
+
+
+async def _m0011_plugin_overrides(db: Database) -> None:
+    """Admins' plugin changes (enabled, settings) over the settings file, and their version."""
+    from ticketcore.plugin_overrides import OVERRIDE_DDL
+
+    for ddl in OVERRIDE_DDL:
+        await db.execute_ddl(ddl)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _m0001_initial),
     (2, "agent availability and skills", _m0002_routing),
@@ -191,6 +208,8 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (7, "automation rules", _m0007_automation),
     (8, "agent notifications, customer-update preferences, delivery log", _m0008_notifications),
     (9, "subject search index", _m0009_subject_search),
+    (10, "satisfaction, sign-in links, presence, saved filters", _m0010_portal),
+    (11, "plugin overrides", _m0011_plugin_overrides),
 ]
 
 

@@ -6,6 +6,7 @@ happen, or none does (an invalid transition from the ticket's status rolls back 
 
 from __future__ import annotations
 
+import builtins
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -74,15 +75,7 @@ class MacroService:
     async def create(self, actor: Principal, cmd: NewMacro) -> MacroInfo:
         """Store a macro (admins); its text and transition are checked now, not at use."""
         permissions.ensure_admin(actor, "creating macros")
-        try:
-            _ENV.parse(cmd.body)
-        except jinja2.TemplateSyntaxError as exc:
-            raise ValidationFailed(f"invalid placeholder syntax: {exc}", field="body") from exc
-        if cmd.transition is not None and cmd.transition not in TRANSITIONS:
-            raise ValidationFailed(
-                f"unknown transition {cmd.transition!r}; known: {', '.join(TRANSITIONS)}",
-                field="transition",
-            )
+        _check(cmd)
         async with self.db.transaction():
             if await self.db.fetch("SELECT id FROM macro WHERE name = {}", cmd.name):
                 raise ValidationFailed(f"a macro named {cmd.name!r} exists", field="name")
@@ -116,6 +109,49 @@ class MacroService:
         permissions.ensure_staff(actor, "listing macros")
         rows = await self.db.fetch("SELECT * FROM macro WHERE active = {} ORDER BY name", True)
         return [_macro(r) for r in rows]
+
+    async def list_all(self, actor: Principal) -> builtins.list[tuple[MacroInfo, bool]]:
+        """Every macro by name with whether it is active (admins)."""
+        permissions.ensure_admin(actor, "managing macros")
+        rows = await self.db.fetch("SELECT * FROM macro ORDER BY name")
+        return [(_macro(r), bool(r["active"])) for r in rows]
+
+    async def get_any(self, actor: Principal, macro_id: int) -> tuple[MacroInfo, bool]:
+        """One macro, active or not, and whether it is active (admins)."""
+        permissions.ensure_admin(actor, "managing macros")
+        rows = await self.db.fetch("SELECT * FROM macro WHERE id = {}", macro_id)
+        if not rows:
+            raise NotFound(f"macro {macro_id} not found", field="macro_id")
+        return _macro(rows[0]), bool(rows[0]["active"])
+
+    async def update(self, actor: Principal, macro_id: int, cmd: NewMacro) -> MacroInfo:
+        """Replace a macro's name, text and changes (admins), checked as at creation."""
+        await self.get_any(actor, macro_id)
+        _check(cmd)
+        async with self.db.transaction():
+            if await self.db.fetch(
+                "SELECT id FROM macro WHERE name = {} AND id <> {}", cmd.name, macro_id
+            ):
+                raise ValidationFailed(f"a macro named {cmd.name!r} exists", field="name")
+            await self.db.fetch(
+                "UPDATE macro SET name = {}, body = {}, internal = {}, set_priority = {}, "
+                "set_category = {}, add_tags = {}, transition = {} WHERE id = {}",
+                cmd.name,
+                cmd.body,
+                cmd.internal,
+                cmd.set_priority.value if cmd.set_priority else None,
+                cmd.set_category,
+                dump_json(cmd.add_tags),
+                cmd.transition,
+                macro_id,
+            )
+        return (await self.get_any(actor, macro_id))[0]
+
+    async def set_active(self, actor: Principal, macro_id: int, active: bool) -> None:
+        """Deactivate (agents no longer see it) or reactivate a macro (admins)."""
+        await self.get_any(actor, macro_id)
+        async with self.db.transaction():
+            await self.db.fetch("UPDATE macro SET active = {} WHERE id = {}", active, macro_id)
 
     async def apply(self, actor: Principal, macro_id: int, ticket_id: int) -> Ticket:
         """Reply (or note), change fields and move the ticket, all or nothing."""
@@ -155,6 +191,19 @@ class MacroService:
             )
         self.app.jobs.wake()
         return await tickets.snapshot(ticket_id)
+
+
+def _check(cmd: NewMacro) -> None:
+    """Refuse a macro whose text or transition would fail when applied."""
+    try:
+        _ENV.parse(cmd.body)
+    except jinja2.TemplateSyntaxError as exc:
+        raise ValidationFailed(f"invalid placeholder syntax: {exc}", field="body") from exc
+    if cmd.transition is not None and cmd.transition not in TRANSITIONS:
+        raise ValidationFailed(
+            f"unknown transition {cmd.transition!r}; known: {', '.join(TRANSITIONS)}",
+            field="transition",
+        )
 
 
 def _macro(row: dict[str, Any]) -> MacroInfo:

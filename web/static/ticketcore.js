@@ -171,4 +171,46 @@
       composeForm.classList.toggle("note-mode", Boolean(note && note.checked));
     });
   }
+
+  /* --- portal and agent extras: presence on a ticket -------------------------------------
+   * The agent's ticket page beats every few seconds ("viewing", or "replying" while the
+   * draft has text) and shows who else is there; closing the page says goodbye. */
+  var presenceUrl = body.getAttribute("data-presence-url");
+  var presenceCsrf = document.querySelector("input[name='_csrf']");
+  if (presenceUrl && presenceCsrf && window.fetch && window.URLSearchParams) {
+    var presenceEvery = Number(body.getAttribute("data-presence-every") || "15") * 1000;
+    var draft = document.getElementById("compose-body");
+    var lastMode = "viewing";
+    var leaving = false;
+    var presenceMode = function () {
+      return draft && draft.value.trim() ? "replying" : "viewing";
+    };
+    var beat = function () {
+      lastMode = presenceMode();
+      var form = new URLSearchParams();
+      form.set("_csrf", presenceCsrf.value);
+      form.set("mode", lastMode);
+      fetch(presenceUrl, { method: "POST", credentials: "same-origin", body: form,
+                           headers: { "Accept": "text/html" } })
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) { if (html !== null) { replaceParts(html); } })
+        .catch(function () { /* the next beat tries again */ });
+    };
+    window.setInterval(beat, presenceEvery);
+    if (draft) {
+      draft.addEventListener("input", function () {
+        if (presenceMode() !== lastMode) { beat(); }
+      });
+    }
+    /* A form sent from this page comes back to it: no goodbye then (it would race the
+     * next page's first beat). */
+    document.addEventListener("submit", function () { leaving = true; });
+    window.addEventListener("pagehide", function () {
+      if (leaving || !navigator.sendBeacon) { return; }
+      var bye = new URLSearchParams();
+      bye.set("_csrf", presenceCsrf.value);
+      bye.set("leave", "1");
+      navigator.sendBeacon(presenceUrl, bye);
+    });
+  }
 })();

@@ -1,4 +1,5 @@
-"""Admin pages: plugins, teams, agents (skills, capacity) and API tokens."""
+"""Admin pages: teams, agents (skills, capacity) and API tokens (plugins, automation rules
+and canned responses have their own ``admin_*`` modules)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from litestar import Controller, Response, get, post
 from litestar.params import FromPath, FromQuery
 
 from ticketcore.errors import TicketCoreError, ValidationFailed
-from ticketcore.plugin_manager import installed_plugins
 from ticketcore.web.ui.context import ViewerDep
 from ticketcore.web.ui.forms import optional_int, text
 
@@ -24,17 +24,6 @@ class AdminController(Controller):
         """The plugins page is the admin's start page."""
         viewer.require_admin()
         return viewer.redirect("/admin/plugins")
-
-    @get("/plugins")
-    async def plugins(self, viewer: ViewerDep) -> Response[Any]:
-        """Installed plugins; enabled ones with description, hooks and (redacted) settings."""
-        viewer.require_admin()
-        loaded = {(p.kind, p.name): p for p in viewer.helpdesk.plugins}
-        rows = [
-            {"installed": item, "loaded": loaded.get((item.kind, item.name))}
-            for item in installed_plugins()
-        ]
-        return viewer.page("admin/plugins.html", rows=rows)
 
     @get("/teams")
     async def teams(self, viewer: ViewerDep) -> Response[Any]:

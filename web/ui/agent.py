@@ -18,6 +18,7 @@ from ticketcore.domain.enums import LinkKind, Priority
 from ticketcore.domain.lifecycle import allowed_transitions
 from ticketcore.domain.models import KbHit, Principal, Ticket
 from ticketcore.errors import TicketCoreError, ValidationFailed
+from ticketcore.services import presence
 from ticketcore.services.knowledge import suggest_knowledge
 from ticketcore.web.ui import queues, staff
 from ticketcore.web.ui.context import Viewer, ViewerDep
@@ -66,6 +67,7 @@ async def _queue_context(
         "q": q,
         "people": people,
         "live_after": await live_after(viewer),
+        "saved": await helpdesk.saved_filters.list(agent),
     }
 
 
@@ -93,6 +95,9 @@ async def ticket_context(viewer: Viewer, agent: Principal, ticket_id: int) -> di
         "transitions": allowed_transitions(ticket.status),
         "live_after": await live_after(viewer),
         "suggestions": await _suggestions(viewer, ticket),
+        "satisfaction": await helpdesk.satisfaction.get(agent, ticket_id),
+        "present": await helpdesk.presence.others(ticket_id, agent.id),
+        "presence_every": presence.HEARTBEAT,
     }
 
 
@@ -165,6 +170,8 @@ class AgentController(Controller):
         """The ticket page; ``fragment`` returns only the parts that live updates replace."""
         agent = viewer.require_staff()
         context = await ticket_context(viewer, agent, ticket_id)
+        if not fragment:  # opening the page counts as the first heartbeat
+            await viewer.helpdesk.presence.beat(agent.id, ticket_id, "viewing")
         if fragment:
             return viewer.page("agent/ticket_live.html", **context)
         return viewer.page("agent/ticket.html", **context)

@@ -44,7 +44,12 @@ class SignInController(Controller):
         """The sign-in form (already signed in: go home)."""
         if viewer.principal is not None:
             return viewer.redirect(home_of(viewer))
-        return viewer.page("login.html", next=safe_next(next) or "", error=None)
+        return viewer.page(
+            "login.html",
+            next=safe_next(next) or "",
+            error=None,
+            link_sign_in=viewer.helpdesk.sign_in_links.enabled,
+        )
 
     @post("/login")
     async def login(self, viewer: ViewerDep) -> Response[Any]:
@@ -62,6 +67,7 @@ class SignInController(Controller):
                 next=safe_next(text(form, "next")) or "",
                 error=viewer.t("login.failed"),
                 email=email,
+                link_sign_in=viewer.helpdesk.sign_in_links.enabled,
             )
         viewer.set_session(viewer.session.signed_in(principal.id, viewer.ui.codec.lifetime))
         viewer.principal = principal

@@ -1,5 +1,5 @@
 """The customer portal: the customer's own tickets, a new-ticket form, replies, and
-confirming a resolution or reopening."""
+confirming a resolution or reopening (the rating form is in ``survey.py``)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from ticketcore.domain.enums import Status
 from ticketcore.errors import TicketCoreError
 from ticketcore.web.ui.context import Viewer, ViewerDep
 from ticketcore.web.ui.forms import attachments, text
+from ticketcore.web.ui.kb_pages import kb_enabled
 
 #: Categories offered on the new-ticket form: the ones already in use, else these.
 DEFAULT_CATEGORIES = ("billing", "technical", "account", "other")
@@ -38,7 +39,12 @@ class PortalController(Controller):
         """The customer's tickets, newest first."""
         customer = viewer.require_customer()
         page = await viewer.helpdesk.tickets.list(customer, TicketFilters(), cursor, limit=50)
-        return viewer.page("portal/index.html", tickets=page.items, next_cursor=page.next_cursor)
+        return viewer.page(
+            "portal/index.html",
+            tickets=page.items,
+            next_cursor=page.next_cursor,
+            kb=kb_enabled(viewer.helpdesk),
+        )
 
     @get("/new")
     async def new_form(self, viewer: ViewerDep) -> Response[Any]:
@@ -83,6 +89,8 @@ class PortalController(Controller):
             "portal/ticket.html",
             ticket=ticket,
             entries=[e for e in entries if e.is_public],
+            rating=await helpdesk.satisfaction.get(customer, ticket_id),
+            can_rate=await helpdesk.satisfaction.can_rate(customer, ticket_id),
             can_reply=ticket.status is not Status.CLOSED,
             resolved=ticket.status is Status.RESOLVED,
             closed=ticket.status is Status.CLOSED,

@@ -14,7 +14,11 @@ from litestar.static_files import create_static_files_router
 
 from ticketcore.errors import TicketCoreError
 from ticketcore.web.ui.admin import AdminController
+from ticketcore.web.ui.admin_macros import AdminMacroController
+from ticketcore.web.ui.admin_plugins import AdminPluginController
+from ticketcore.web.ui.admin_rules import AdminRuleController
 from ticketcore.web.ui.agent import AgentController
+from ticketcore.web.ui.agent_extras import AgentExtrasController
 from ticketcore.web.ui.auth_pages import SignInController
 from ticketcore.web.ui.context import (
     CsrfFailed,
@@ -26,9 +30,13 @@ from ticketcore.web.ui.context import (
 )
 from ticketcore.web.ui.files import FileController
 from ticketcore.web.ui.i18n import choose_language, translator
+from ticketcore.web.ui.kb_pages import KnowledgePages
 from ticketcore.web.ui.live import LiveController
+from ticketcore.web.ui.magic_link import MagicLinkController
 from ticketcore.web.ui.portal import PortalController
+from ticketcore.web.ui.saved_filters import SavedFilterController
 from ticketcore.web.ui.session import COOKIE_NAME, Session
+from ticketcore.web.ui.survey import SurveyController
 
 log = logging.getLogger("ticketcore.web.ui")
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -97,9 +105,17 @@ def ui_routes() -> list[Router]:
         path="/",
         route_handlers=[
             SignInController,
+            MagicLinkController,
             AgentController,
+            AgentExtrasController,
+            SavedFilterController,
             PortalController,
+            SurveyController,
+            KnowledgePages,
             AdminController,
+            AdminPluginController,
+            AdminRuleController,
+            AdminMacroController,
             LiveController,
             FileController,
         ],
