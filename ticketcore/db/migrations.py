@@ -198,6 +198,13 @@ async def _m0011_plugin_overrides(db: Database) -> None:
         await db.execute_ddl(ddl)
 
 
+async def _m0012_categories(db: Database) -> None:
+    """Ticket categories managed by admins (slug, name, labels, active, order)."""
+    from ticketcore.db.category_tables import Category
+
+    await create_tables(db, [Category])
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _m0001_initial),
     (2, "agent availability and skills", _m0002_routing),
@@ -210,6 +217,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (9, "subject search index", _m0009_subject_search),
     (10, "satisfaction, sign-in links, presence, saved filters", _m0010_portal),
     (11, "plugin overrides", _m0011_plugin_overrides),
+    (12, "ticket categories", _m0012_categories),
 ]
 
 

@@ -105,6 +105,13 @@ class AuthService:
             raise NotFound(f"no user with e-mail {email}", field="email")
         return _principal(rows[0])
 
+    async def set_active(self, user_id: int, active: bool) -> None:
+        """Deactivate (signed out, tokens refused, no routed tickets) or reactivate a user."""
+        await self.user(user_id)
+        async with self.db.transaction():
+            await self.db.fetch("UPDATE app_user SET active = {} WHERE id = {}", active, user_id)
+        self._cache.clear()
+
     async def create_token(self, user_id: int, name: str) -> str:
         """Issue a new bearer token for a user; the token itself is shown only now."""
         await self.user(user_id)

@@ -183,6 +183,52 @@ class DirectoryService:
                 user_id,
             )
 
+    async def rename_team(self, team_id: int, name: str) -> None:
+        """Give a team a new name (unique among teams)."""
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise ValidationFailed("a team name has 1 to 200 characters", field="name")
+        async with self.db.transaction():
+            await self._ensure_team(team_id)
+            taken = await self.db.fetch(
+                "SELECT id FROM team WHERE name = {} AND id <> {}", name, team_id
+            )
+            if taken:
+                raise ValidationFailed(f"a team named {name!r} exists", field="name")
+            await self.db.fetch("UPDATE team SET name = {} WHERE id = {}", name, team_id)
+
+    async def add_agent_to_team(self, team_id: int, user_id: int) -> None:
+        """Put an existing agent or admin in an existing team (checked; idempotent)."""
+        async with self.db.transaction():
+            await self._ensure_team(team_id)
+            await self._ensure_staff_user(user_id)
+            await self.add_member(team_id, user_id)
+
+    async def remove_member(self, team_id: int, user_id: int) -> None:
+        """Take an agent out of a team (idempotent)."""
+        async with self.db.transaction():
+            await self.db.fetch(
+                'DELETE FROM team_member WHERE team = {} AND "user" = {}', team_id, user_id
+            )
+
+    async def set_teams(self, user_id: int, team_ids: list[int]) -> None:
+        """Make an agent a member of exactly these teams (unknown teams are refused)."""
+        wanted = set(team_ids)
+        async with self.db.transaction():
+            await self._ensure_staff_user(user_id)
+            for team_id in sorted(wanted):
+                await self._ensure_team(team_id, field="team_ids")
+            rows = await self.db.fetch('SELECT team FROM team_member WHERE "user" = {}', user_id)
+            current = {int(r["team"]) for r in rows}
+            for team_id in sorted(current - wanted):
+                await self.remove_member(team_id, user_id)
+            for team_id in sorted(wanted - current):
+                await self.add_member(team_id, user_id)
+
+    async def _ensure_team(self, team_id: int, field: str = "team_id") -> None:
+        if not await self.db.fetch("SELECT id FROM team WHERE id = {}", team_id):
+            raise ValidationFailed(f"team {team_id} does not exist", field=field)
+
     async def _ensure_staff_user(self, user_id: int) -> None:
         rows = await self.db.fetch(
             "SELECT id FROM app_user WHERE id = {} AND role IN ('agent', 'admin')", user_id

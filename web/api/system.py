@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody
 from ticketcore.domain.commands import NewUser, RoutingProfilePatch
 from ticketcore.domain.models import Principal, RoutingProfile
 from ticketcore.services import permissions
+from ticketcore.services.categories import CategoryInfo, CategoryService
 from ticketcore.web.auth import HelpdeskDep, PrincipalDep
 
 
@@ -83,6 +84,14 @@ class SystemController(Controller):
         permissions.ensure_admin(principal, "creating teams")
         team_id = await helpdesk.directory.create_team(data.name, data.slug)
         return {"id": team_id, "name": data.name, "slug": data.slug}
+
+    @get("/categories")
+    async def list_categories(
+        self, helpdesk: HelpdeskDep, principal: PrincipalDep
+    ) -> list[CategoryInfo]:
+        """The active ticket categories in order (anyone signed in); empty when none is
+        defined (the ``category`` of a ticket is then free text)."""
+        return await CategoryService(helpdesk).list(active_only=True)
 
     @post("/users")
     async def create_user(

@@ -1,5 +1,5 @@
-"""Admin pages: teams, agents (skills, capacity) and API tokens (plugins, automation rules
-and canned responses have their own ``admin_*`` modules)."""
+"""Admin pages: the start page and API tokens (plugins, automation rules, canned responses,
+teams, agents and categories have their own ``admin_*`` modules)."""
 
 from __future__ import annotations
 
@@ -24,30 +24,6 @@ class AdminController(Controller):
         """The plugins page is the admin's start page."""
         viewer.require_admin()
         return viewer.redirect("/admin/plugins")
-
-    @get("/teams")
-    async def teams(self, viewer: ViewerDep) -> Response[Any]:
-        """Teams and their members."""
-        viewer.require_admin()
-        helpdesk = viewer.helpdesk
-        users = await helpdesk.db.fetch("SELECT id, name FROM app_user ORDER BY name")
-        names = {int(u["id"]): str(u["name"]) for u in users}
-        return viewer.page("admin/teams.html", teams=await helpdesk.directory.teams(), names=names)
-
-    @get("/agents")
-    async def agents(self, viewer: ViewerDep) -> Response[Any]:
-        """Agents and admins with presence, capacity, skills and load."""
-        viewer.require_admin()
-        helpdesk = viewer.helpdesk
-        rows = await helpdesk.db.fetch(
-            "SELECT id, name, email, role, active FROM app_user "
-            "WHERE role IN ('agent', 'admin') ORDER BY name"
-        )
-        agents = [
-            {"user": r, "profile": await helpdesk.directory.routing_profile(int(r["id"]))}
-            for r in rows
-        ]
-        return viewer.page("admin/agents.html", agents=agents)
 
     @get("/tokens")
     async def tokens(self, viewer: ViewerDep, created: FromQuery[str] = "") -> Response[Any]:

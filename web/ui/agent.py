@@ -21,6 +21,7 @@ from ticketcore.errors import TicketCoreError, ValidationFailed
 from ticketcore.services import presence
 from ticketcore.services.knowledge import suggest_knowledge
 from ticketcore.web.ui import queues, staff
+from ticketcore.web.ui.category_choices import category_choices, check_category
 from ticketcore.web.ui.context import Viewer, ViewerDep
 from ticketcore.web.ui.forms import attachments, optional_int, tags, text
 
@@ -89,6 +90,7 @@ async def ticket_context(viewer: Viewer, agent: Principal, ticket_id: int) -> di
         "colleagues": people,
         "people": {c.id: c.name for c in people},
         "teams": await helpdesk.directory.teams(),
+        "categories": await category_choices(viewer),
         "macros": await helpdesk.macros.list(agent),
         "priorities": [p.value for p in Priority],
         "link_kinds": [k.value for k in LinkKind],
@@ -227,7 +229,11 @@ class AgentController(Controller):
             patch = TicketPatch(
                 version=optional_int(form, "version"),
                 priority=Priority(priority),
-                category=text(form, "category") or None,
+                category=check_category(
+                    text(form, "category"),
+                    await category_choices(viewer),
+                    (await viewer.helpdesk.tickets.get(agent, ticket_id)).category,
+                ),
                 assignee_id=optional_int(form, "assignee_id"),
                 team_id=optional_int(form, "team_id"),
                 tags=tags(form),

@@ -11,6 +11,7 @@ from litestar.params import FromPath, FromQuery
 from ticketcore.domain.commands import NewEntry, NewTicket, TicketFilters, TransitionRequest
 from ticketcore.domain.enums import Status
 from ticketcore.errors import TicketCoreError
+from ticketcore.web.ui.category_choices import category_choices
 from ticketcore.web.ui.context import Viewer, ViewerDep
 from ticketcore.web.ui.forms import attachments, text
 from ticketcore.web.ui.kb_pages import kb_enabled
@@ -19,13 +20,18 @@ from ticketcore.web.ui.kb_pages import kb_enabled
 DEFAULT_CATEGORIES = ("billing", "technical", "account", "other")
 
 
-async def categories(viewer: Viewer) -> list[str]:
-    """The categories a customer may choose."""
+async def categories(viewer: Viewer) -> list[tuple[str, str]]:
+    """The categories a customer may choose, as ``(value, label)``: the active ones an admin
+    defined; when none is, the ones already in use and the defaults (label empty: the page
+    translates the defaults)."""
+    defined = await category_choices(viewer)
+    if defined is not None:
+        return defined
     rows = await viewer.helpdesk.db.fetch(
         "SELECT DISTINCT set_category AS c FROM macro WHERE set_category IS NOT NULL"
     )
     found = {str(r["c"]) for r in rows}
-    return sorted(found | set(DEFAULT_CATEGORIES))
+    return [(c, "") for c in sorted(found | set(DEFAULT_CATEGORIES))]
 
 
 class PortalController(Controller):
@@ -63,7 +69,7 @@ class PortalController(Controller):
             cmd = NewTicket(
                 subject=values["subject"],
                 body=values["body"],
-                category=values["category"] if values["category"] in allowed else None,
+                category=values["category"] if values["category"] in dict(allowed) else None,
                 channel="portal",
                 attachments=await attachments(form),
             )

@@ -14,9 +14,12 @@ from litestar.static_files import create_static_files_router
 
 from ticketcore.errors import TicketCoreError
 from ticketcore.web.ui.admin import AdminController
+from ticketcore.web.ui.admin_agents import AdminAgentController
+from ticketcore.web.ui.admin_categories import AdminCategoryController
 from ticketcore.web.ui.admin_macros import AdminMacroController
 from ticketcore.web.ui.admin_plugins import AdminPluginController
 from ticketcore.web.ui.admin_rules import AdminRuleController
+from ticketcore.web.ui.admin_teams import AdminTeamController
 from ticketcore.web.ui.agent import AgentController
 from ticketcore.web.ui.agent_extras import AgentExtrasController
 from ticketcore.web.ui.auth_pages import SignInController
@@ -116,6 +119,9 @@ def ui_routes() -> list[Router]:
             AdminPluginController,
             AdminRuleController,
             AdminMacroController,
+            AdminTeamController,
+            AdminAgentController,
+            AdminCategoryController,
             LiveController,
             FileController,
         ],
