@@ -3,7 +3,10 @@
 Jobs are written in the transaction of the change (a rollback leaves none), delivered once
 per plugin, retried after a backoff without repeating the plugins that succeeded, given up
 as ``dead`` after ``max_attempts``, reclaimed when the worker holding them died, and never
-handed to two claimers at once (also across two helpdesk instances).
+handed to two claimers at once (also across two helpdesk instances). Each job of a claimed
+batch records its outcome in one statement as soon as it ran, a failure never stopping the
+others; a worker killed after the work but before recording it has the job run again, with
+the automation's effect still once.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
 import pytest
 
 from ticketcore import Entry, Notification, Ticket, TicketEvent, hookimpl
@@ -381,3 +385,140 @@ async def test_agent_reply_and_notification_jobs(helpdesk_factory: HelpdeskFacto
     assert [n.kind for n in channel.notifications] == ["assigned"]
     delivered = (await jobs(app, "deliver_reply"))[0]
     assert load_json(delivered["payload"])["delivered_by_channel"] is True
+
+
+# --- batches: each outcome recorded at once, in one statement ------------------------------
+
+
+class PickyNotifier:
+    """A ``notify`` plugin that fails, once, for notifications whose subject is ``bad``."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.failed = 0
+
+    @hookimpl
+    def notify(self, notification: Notification) -> None:
+        """Deliver, except the first time a ``bad`` subject comes."""
+        if notification.subject == "bad" and not self.failed:
+            self.failed += 1
+            raise RuntimeError("mailbox full")
+        self.sent.append(notification.subject)
+
+
+def notification(subject: str) -> dict[str, Any]:
+    """A ``notify`` job payload."""
+    return {
+        "notification": {
+            "kind": "assigned",
+            "ticket_id": 1,
+            "recipients": ["agent@example.org"],
+            "subject": subject,
+            "body": "",
+            "idempotency_key": subject,
+        }
+    }
+
+
+async def test_each_job_of_a_batch_records_its_outcome_in_one_statement(
+    helpdesk_factory: HelpdeskFactory, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    notifier = PickyNotifier()
+    app = await helpdesk_factory(extra_plugins=[("picky", notifier)])
+    async with app.db.transaction():
+        for subject in ("one", "bad", "three", "four"):
+            await app.jobs.enqueue("notify", notification(subject), key=subject)
+    statements: list[str] = []
+    fetch = app.db.fetch
+
+    async def counting_fetch(sql: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        statements.append(sql)
+        return await fetch(sql, *args, **kwargs)
+
+    monkeypatch.setattr(app.db, "fetch", counting_fetch)  # counts; the database is real
+    assert await app.jobs.run_due() == 4
+    monkeypatch.undo()
+
+    done_updates = [s for s in statements if s.startswith("UPDATE job SET status = 'done'")]
+    assert len(done_updates) == 3, "each success is recorded by one statement of its own"
+    assert notifier.sent == ["one", "three", "four"]  # the failure did not stop the batch
+    rows = {load_json(r["payload"])["notification"]["subject"]: r for r in await jobs(app)}
+    assert {s: rows[s]["status"] for s in rows} == {
+        "one": "done",
+        "bad": "pending",
+        "three": "done",
+        "four": "done",
+    }
+    assert all(rows[s]["finished_at"] is not None for s in ("one", "three", "four"))
+    assert all(rows[s]["locked_until"] is None for s in rows)
+    bad = rows["bad"]
+    assert (bad["attempts"], bad["finished_at"]) == (1, None)
+    assert "mailbox full" in bad["last_error"]
+    # Plugins done are kept in each completed job's payload (one CASE per job).
+    assert all(load_json(rows[s]["payload"])["done"] == ["picky"] for s in ("one", "three"))
+
+    assert await app.jobs.drain() == 0  # the failure waits for its backoff (2 s)
+    clock.advance(seconds=2)
+    assert await app.jobs.drain() == 1
+    assert notifier.sent == ["one", "three", "four", "bad"]
+    assert await app.jobs.counts() == {"done": 4}
+
+
+class WorkerKilled(BaseException):
+    """Stands for the process dying: no ``except Exception`` stops it, nothing after runs."""
+
+
+async def test_a_worker_killed_after_the_work_before_completing_runs_it_again_once(
+    helpdesk_factory: HelpdeskFactory, clock: FrozenClock
+) -> None:
+    """A worker that dies after a job's work but before recording it leaves the job
+    ``running``. It runs again after the lease, and the automation's unique (rule, event)
+    record keeps the rule's effect to one."""
+    from ticketcore.domain.automation import RuleInput
+    from ticketcore.services.automation_engine import automation_job_handlers
+
+    app = await helpdesk_factory()
+    await app.automation.create(
+        SYSTEM,
+        msgspec.convert(
+            {
+                "name": "tag new tickets",
+                "events": ["created"],
+                "actions": [
+                    {"type": "add_tags", "tags": ["triaged"]},
+                    {"type": "note", "body": "seen by the rule"},
+                ],
+            },
+            RuleInput,
+        ),
+    )
+    real = automation_job_handlers()["automation"]
+
+    async def work_then_die(app: App, job: Any) -> None:
+        await real(app, job)  # the rule fires and its transaction commits...
+        raise WorkerKilled  # ...then the process dies before the outcome is recorded
+
+    doomed = JobQueue(app, {**app.jobs.handlers, "automation": work_then_die})
+    survivor = JobQueue(app, {**app.jobs.handlers, **automation_job_handlers()})
+    ticket = await app.tickets.create(SYSTEM, new_ticket())
+    [automation] = await jobs(app, "automation")
+
+    with pytest.raises(WorkerKilled):
+        await doomed.run_due()
+    # The rule fired (its transaction committed) but the job was not marked done.
+    assert (await app.tickets.snapshot(ticket.id)).tags == ["triaged"]
+    row = next(r for r in await jobs(app) if r["id"] == automation["id"])
+    assert (row["status"], row["locked_by"]) == ("running", doomed.worker_id)
+
+    assert await survivor.run_due() == 0  # the lease still holds
+    clock.advance(minutes=2)  # the dead worker's lease expires
+    while await survivor.run_due():
+        pass
+    rows = await jobs(app)
+    assert {r["status"] for r in rows} == {"done"}
+    assert next(r for r in rows if r["id"] == automation["id"])["attempts"] == 2
+    events = await app.tickets.events(SYSTEM, ticket.id)
+    assert [e.kind for e in events].count("automation_fired") == 1
+    assert [e.kind for e in events].count("note_added") == 1
+    assert (await app.tickets.snapshot(ticket.id)).tags == ["triaged"]
+    assert await app.db.fetchval("SELECT COUNT(*) AS n FROM automation_fired") == 1

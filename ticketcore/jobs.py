@@ -5,6 +5,14 @@ lose it nor run it for a change that was rolled back. Workers claim due jobs wit
 ``UPDATE ... RETURNING`` statement (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so any number
 of worker processes share the table without running a job twice at the same time. A job
 whose worker died is claimed again once its lease expires.
+
+Bookkeeping is kept to few round trips (on PostgreSQL each statement is a round trip to the
+server, and a transaction adds ``BEGIN`` and ``COMMIT``): a claim is one autocommitted
+statement (no transaction around it, no read before it), and each job's outcome is one
+autocommitted statement right after it ran. Outcomes are recorded job by job, not once per
+batch, so a worker that dies leaves at most the job it was running to be run again once its
+lease expires (at-least-once delivery: downstream idempotency keys, and the automation's
+unique (rule, event) record, keep that repeat from doubling an effect).
 """
 
 from __future__ import annotations
@@ -130,6 +138,20 @@ class JobQueue:
         )
         return bool(rows)
 
+    async def _write(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """Run one bookkeeping statement on its own.
+
+        On PostgreSQL a single statement is atomic by itself: sent outside a transaction it
+        autocommits in one round trip, where ``BEGIN``/statement/``COMMIT`` took three. On
+        SQLite every write must go through the one writer (its lock and transaction).
+        Inside the caller's transaction it simply joins it.
+        """
+        db = self.app.db
+        if db.is_sqlite and not db.in_transaction():
+            async with db.transaction():
+                return await db.fetch(sql, *args)
+        return await db.fetch(sql, *args)
+
     async def claim(self, limit: int | None = None) -> list[JobRecord]:
         """Claim up to ``limit`` due jobs for this worker, with a lease."""
         now = self.app.clock.now()
@@ -143,10 +165,12 @@ class JobQueue:
             "RETURNING id, kind, payload, attempts, max_attempts"
         )
         args = (self.worker_id, now + self.lease, now, now, limit or self.batch_size)
-        if not db.in_transaction() and not await self.any_due():
-            return []  # nothing to do: no write (on SQLite a write takes the one writer)
-        async with db.transaction():  # on SQLite the claim must go through the one writer
-            rows = await db.fetch(sql, *args)
+        # On SQLite look first: a claim is a write, and a write takes the one writer even
+        # when nothing is due. On PostgreSQL the claim finding nothing is as cheap as the
+        # look (no row locked, nothing to commit), so the look would only add a round trip.
+        if db.is_sqlite and not db.in_transaction() and not await self.any_due():
+            return []
+        rows = await self._write(sql, *args)
         # RETURNING gives no order: run them in the order they were queued (jobs due at the
         # same instant, e.g. "created" then "status changed" mails, must not swap places).
         return [
@@ -160,70 +184,92 @@ class JobQueue:
             for r in sorted(rows, key=lambda r: r["id"])
         ]
 
+    async def _complete(self, jobs: list[JobRecord]) -> None:
+        """Mark jobs that succeeded done, all in one statement (one commit).
+
+        ``locked_by`` guards each row: a job whose lease expired and that another worker
+        claimed meanwhile keeps the outcome its new owner records.
+        """
+        if not jobs:
+            return
+        marks = ", ".join(["{}"] * len(jobs))
+        cases = " ".join(["WHEN {} THEN {}"] * len(jobs))
+        args: list[Any] = []
+        for job in jobs:  # handlers may have updated the payload (e.g. plugins done)
+            args += [job.id, msgspec.json.encode(job.payload).decode()]
+        await self._write(
+            "UPDATE job SET status = 'done', finished_at = {}, locked_until = NULL, "
+            f"last_error = NULL, payload = CASE id {cases} ELSE payload END "
+            f"WHERE id IN ({marks}) AND locked_by = {{}}",
+            self.app.clock.now(),
+            *args,
+            *[job.id for job in jobs],
+            self.worker_id,
+        )
+
     async def _finish(self, job: JobRecord, error: BaseException | None) -> None:
+        """Record one job's outcome: done, retried after a backoff, or dead."""
+        if error is None:
+            await self._complete([job])
+            return
         now = self.app.clock.now()
         payload = msgspec.json.encode(job.payload).decode()
-        async with self.app.db.transaction():
-            if error is None:
-                await self.app.db.fetch(
-                    "UPDATE job SET status = 'done', finished_at = {}, locked_until = NULL, "
-                    "payload = {}, last_error = NULL WHERE id = {} AND locked_by = {}",
-                    now,
-                    payload,
-                    job.id,
-                    self.worker_id,
-                )
-                return
-            text = "".join(traceback.format_exception_only(type(error), error)).strip()
-            if job.attempts >= job.max_attempts:
-                await self.app.db.fetch(
-                    "UPDATE job SET status = 'dead', finished_at = {}, locked_until = NULL, "
-                    "payload = {}, last_error = {} WHERE id = {} AND locked_by = {}",
-                    now,
-                    payload,
-                    text,
-                    job.id,
-                    self.worker_id,
-                )
-                log.error(
-                    "job %s (%s) gave up after %s attempts: %s",
-                    job.id,
-                    job.kind,
-                    job.attempts,
-                    text,
-                )
-                return
-            backoff = timedelta(seconds=min(2**job.attempts, 3600))
-            await self.app.db.fetch(
-                "UPDATE job SET status = 'pending', run_at = {}, locked_until = NULL, "
-                "locked_by = NULL, payload = {}, last_error = {} WHERE id = {} AND locked_by = {}",
-                now + backoff,
+        text = "".join(traceback.format_exception_only(type(error), error)).strip()
+        if job.attempts >= job.max_attempts:
+            await self._write(
+                "UPDATE job SET status = 'dead', finished_at = {}, locked_until = NULL, "
+                "payload = {}, last_error = {} WHERE id = {} AND locked_by = {}",
+                now,
                 payload,
                 text,
                 job.id,
                 self.worker_id,
             )
+            log.error(
+                "job %s (%s) gave up after %s attempts: %s", job.id, job.kind, job.attempts, text
+            )
+            return
+        backoff = timedelta(seconds=min(2**job.attempts, 3600))
+        await self._write(
+            "UPDATE job SET status = 'pending', run_at = {}, locked_until = NULL, "
+            "locked_by = NULL, payload = {}, last_error = {} WHERE id = {} AND locked_by = {}",
+            now + backoff,
+            payload,
+            text,
+            job.id,
+            self.worker_id,
+        )
+
+    async def _execute(self, job: JobRecord) -> BaseException | None:
+        """Run a claimed job's handler; the error it raised, or None."""
+        handler = self.handlers.get(job.kind)
+        if handler is None:
+            return LookupError(f"no handler for job kind {job.kind!r} (plugin disabled?)")
+        try:
+            await handler(self.app, job)
+        except Exception as exc:
+            log.warning("job %s (%s) failed: %s", job.id, job.kind, exc)
+            return exc
+        return None
 
     async def run_job(self, job: JobRecord) -> bool:
-        """Run one claimed job and record the outcome; True if it succeeded."""
-        handler = self.handlers.get(job.kind)
-        error: BaseException | None = None
-        if handler is None:
-            error = LookupError(f"no handler for job kind {job.kind!r} (plugin disabled?)")
-        else:
-            try:
-                await handler(self.app, job)
-            except Exception as exc:
-                log.warning("job %s (%s) failed: %s", job.id, job.kind, exc)
-                error = exc
+        """Run one claimed job and record the outcome at once; True if it succeeded."""
+        error = await self._execute(job)
         await self._finish(job, error)
         return error is None
+
+    async def run_batch(self, jobs: list[JobRecord]) -> int:
+        """Run claimed jobs in order, recording each outcome as soon as it is known (a crash
+        then repeats at most the job in flight); return how many succeeded."""
+        succeeded = 0
+        for job in jobs:
+            succeeded += await self.run_job(job)
+        return succeeded
 
     async def run_due(self, limit: int | None = None) -> int:
         """Claim and run the jobs due now, one batch; return how many ran. For tests and CLI."""
         jobs = await self.claim(limit)
-        for job in jobs:
-            await self.run_job(job)
+        await self.run_batch(jobs)
         return len(jobs)
 
     async def drain(self, max_rounds: int = 100) -> int:

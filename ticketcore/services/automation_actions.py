@@ -39,20 +39,27 @@ def rule_principal(rule: Rule) -> Principal:
     return Principal(id=0, name=f"rule {rule.name!r}", email="", role=Role.ADMIN)
 
 
-async def apply_actions(app: App, rule: Rule, ticket: Ticket, event: TicketEvent) -> list[str]:
+async def apply_actions(
+    app: App, rule: Rule, ticket: Ticket, event: TicketEvent
+) -> tuple[list[str], Ticket | None]:
     """Run a rule's actions in order on ``ticket`` (read in the caller's transaction, which
-    they join); return a short description of each, for the history."""
+    they join); return a short description of each, for the history, and the ticket as the
+    actions left it when the ticket services returned it (None: read it again)."""
     actor = rule_principal(rule)
     tickets = app.tickets
     done: list[str] = []
     current = ticket
+    # The ticket after the last action, as the ticket services returned it: reused instead
+    # of reading the row again (one round trip per action, and one more for the caller).
+    latest: Ticket | None = ticket
     for i, action in enumerate(rule.actions):
         key = f"automation:{rule.id}:{event.id}:{i}"
         if i and _CHANGES_TICKET.get(type(rule.actions[i - 1]), True):
-            current = await tickets.snapshot(ticket.id)  # the previous action changed it
+            # The previous action changed it.
+            current = latest if latest is not None else await tickets.snapshot(ticket.id)
         if isinstance(action, SetField):
             patch = await _patch(app, action)
-            await tickets.update(actor, ticket.id, patch, version=current.version)
+            latest = await tickets.update(actor, ticket.id, patch, version=current.version)
             done.append(f"set {action.field} to {action.value!r}")
         elif isinstance(action, AddTags | RemoveTags):
             wanted = [t.strip().lower() for t in action.tags]
@@ -60,20 +67,24 @@ async def apply_actions(app: App, rule: Rule, ticket: Ticket, event: TicketEvent
                 tags = [*current.tags, *(t for t in wanted if t not in current.tags)]
             else:
                 tags = [t for t in current.tags if t not in wanted]
-            await tickets.update(actor, ticket.id, TicketPatch(tags=tags), version=current.version)
+            latest = await tickets.update(
+                actor, ticket.id, TicketPatch(tags=tags), version=current.version
+            )
             verb = "add tags" if isinstance(action, AddTags) else "remove tags"
             done.append(f"{verb} {', '.join(wanted)}")
         elif isinstance(action, Transition):
-            await tickets.transition(
+            latest = await tickets.transition(
                 actor, ticket.id, TransitionRequest(transition=action.transition)
             )
             done.append(f"transition {action.transition}")
         elif isinstance(action, Reply):
             await app.macros.apply(actor, action.macro_id, ticket.id)
+            latest = None  # a macro may change fields and status
             done.append(f"canned reply (macro {action.macro_id})")
         elif isinstance(action, Note):
             body = render_body(action.body, current, actor)
             await tickets.add_entry(actor, ticket.id, NewEntry(body=body), internal=True)
+            latest = None
             done.append("internal note")
         elif isinstance(action, Notify):
             await _notify(app, rule, action, current, key)
@@ -88,7 +99,7 @@ async def apply_actions(app: App, rule: Rule, ticket: Ticket, event: TicketEvent
                 "automation_webhook", {"url": action.url, "body": hook_body}, key=key
             )
             done.append(f"webhook {action.url}")
-    return done
+    return done, latest
 
 
 async def _patch(app: App, action: SetField) -> TicketPatch:

@@ -74,20 +74,52 @@ async def _message(app: App, event: TicketEvent) -> str:
     return str(await app.db.fetchval("SELECT body_text FROM entry WHERE id = {}", entry_id) or "")
 
 
+_EVENT_FIELDS = (
+    "id",
+    "ticket",
+    "kind",
+    "actor_kind",
+    "actor_id",
+    "actor_name",
+    "changes",
+    "data",
+    "created_at",
+)
+#: The events of a job with their tickets, in one round trip (the events' columns as e_*).
+_EVENTS_WITH_TICKETS = (
+    f"SELECT {', '.join(f'e.{c} AS e_{c}' for c in _EVENT_FIELDS)}, {TICKET_COLUMNS}, "
+    f"t.description {TICKET_FROM} JOIN ticket_event e ON e.ticket = t.id WHERE e.id IN "
+)
+
+
+async def _events_with_tickets(
+    app: App, ids: list[int]
+) -> tuple[list[TicketEvent], dict[int, Ticket]]:
+    """The events ``ids`` (but the automation's own), in order, and their tickets as they
+    are now (without links); events of deleted tickets are left out."""
+    marks = ", ".join(["{}"] * len(ids))
+    rows = await app.db.fetch(f"{_EVENTS_WITH_TICKETS}({marks}) ORDER BY e.id", *ids)
+    events: list[TicketEvent] = []
+    snapshots: dict[int, Ticket] = {}
+    for row in rows:
+        if row["e_kind"] in OWN_EVENT_KINDS:
+            continue
+        events.append(event_from_row({c: row[f"e_{c}"] for c in _EVENT_FIELDS}))
+        if row["id"] not in snapshots:
+            snapshots[row["id"]] = ticket_from_row(row, [], description=row["description"] or "")
+    return events, snapshots
+
+
 async def run_events_job(app: App, job: JobRecord) -> None:
     """Job ``automation``: evaluate the rules on the events of one write, in order."""
     rules = await app.automation.rule_set()
     if rules.empty:
         return
-    ids = [int(i) for i in job.payload["events"]]
-    marks = ", ".join(["{}"] * len(ids))
-    rows = await app.db.fetch(f"SELECT * FROM ticket_event WHERE id IN ({marks}) ORDER BY id", *ids)
-    events = [event_from_row(r) for r in rows if r["kind"] not in OWN_EVENT_KINDS]
+    events, snapshots = await _events_with_tickets(app, [int(i) for i in job.payload["events"]])
     if not events:
         return
     chain = Chain.from_payload(job.payload)
-    snapshots = await _tickets(app, sorted({e.ticket_id for e in events}))
-    stale: set[int] = set()  # tickets a rule changed: reloaded before the next look
+    stale: set[int] = set()  # tickets a rule changed and that must be read again
 
     async def current(ticket_id: int) -> Ticket | None:
         if ticket_id in stale:
@@ -105,8 +137,12 @@ async def run_events_job(app: App, job: JobRecord) -> None:
                 message = await _message(app, event)
             if not compiled.matches(Facts(ticket=ticket, event=event, message=message or "")):
                 continue
-            if await fire(app, compiled, ticket.id, event, chain, with_event=True):
-                stale.add(ticket.id)
+            fired, after = await _fire(app, compiled, ticket.id, event, chain, with_event=True)
+            if fired:
+                if after is None:
+                    stale.add(ticket.id)
+                else:  # as the actions left it: no need to read it again
+                    snapshots[ticket.id] = after
         anchored = [c for c in rules.time_rules if event.kind in SINCE_EVENT_KINDS[c.rule.since]]
         ticket = await current(event.ticket_id) if anchored else None
         if ticket is not None:
@@ -200,23 +236,38 @@ async def fire(
 ) -> bool:
     """Fire one rule for one event (or a time rule for its anchor) unless it already did,
     it no longer matches, or the loop guard stops it; True if its actions ran."""
+    fired, _ = await _fire(app, compiled, ticket_id, event, chain, with_event=with_event)
+    return fired
+
+
+async def _fire(
+    app: App,
+    compiled: CompiledRule,
+    ticket_id: int,
+    event: TicketEvent,
+    chain: Chain,
+    *,
+    with_event: bool,
+) -> tuple[bool, Ticket | None]:
+    """:func:`fire`, also returning the ticket as the actions left it when known."""
     rule = compiled.rule
+    after: Ticket | None = None
     if rule.id in chain.path or chain.depth >= app.automation.max_depth:
         await _stop_loop(app, rule, ticket_id, event, chain)
-        return False
+        return False, None
     token: Token[Chain | None] | None = CURRENT_CHAIN.set(chain.after(event.id, rule.id))
     try:
         async with app.db.transaction():
             ticket = (await _tickets(app, [ticket_id], lock=True)).get(ticket_id)
             if ticket is None:
-                return False
+                return False, None
             message = await _message(app, event) if compiled.needs_message else ""
             facts = Facts(ticket=ticket, event=event if with_event else None, message=message)
             if not compiled.matches(facts):
-                return False  # changed since the job's snapshot
+                return False, None  # changed since the job's snapshot
             if not await _claim(app, rule.id, event.id, ticket_id, "fired"):
-                return False
-            done = await apply_actions(app, rule, ticket, event)
+                return False, None
+            done, after = await apply_actions(app, rule, ticket, event)
             await record_events(
                 app,
                 ticket_id,
@@ -244,12 +295,12 @@ async def fire(
             CURRENT_CHAIN.reset(token)
         token = None
         await _record_failure(app, rule, ticket_id, event, exc)
-        return False
+        return False, None
     finally:
         if token is not None:
             CURRENT_CHAIN.reset(token)
     app.jobs.wake()
-    return True
+    return True, after
 
 
 async def _record_failure(
