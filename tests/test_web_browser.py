@@ -14,6 +14,7 @@ Without Chromium or the ``playwright`` package these tests SKIP, saying which is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -127,6 +128,26 @@ class Server:
                 self.process.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def serving(app: App, db_url: str, folder: Path, secret: str) -> Iterator[Server]:
+    """``ticketcore serve`` for ``app``'s database and files, with the knowledge base on,
+    healthy on entry and stopped on exit."""
+    config = folder / "serve.toml"
+    config.write_text(
+        f"storage_dir = {json.dumps(app.settings.storage_dir)}\n\n"
+        f"[database]\nurl = {json.dumps(db_url)}\n\n"
+        f'[web]\nsecure_cookies = false\nsecret_key = "{secret}"\n\n'
+        '[plugins]\nkb = ["articles"]\n',
+        encoding="utf-8",
+    )
+    server = Server(config, folder / "server.log")
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest_asyncio.fixture
 async def site(
     helpdesk_factory: Callable[..., Awaitable[App]], db_url: str, tmp_path: Path
@@ -142,20 +163,8 @@ async def site(
             add_tags=["vat"],
         ),
     )
-    config = tmp_path / "serve.toml"
-    config.write_text(
-        f"storage_dir = {json.dumps(app.settings.storage_dir)}\n\n"
-        f"[database]\nurl = {json.dumps(db_url)}\n\n"
-        '[web]\nsecure_cookies = false\nsecret_key = "browser-test-secret"\n\n'
-        '[plugins]\nkb = ["articles"]\n',
-        encoding="utf-8",
-    )
-    server = Server(config, tmp_path / "server.log")
-    try:
-        server.wait_healthy()
+    with serving(app, db_url, tmp_path, "browser-test-secret") as server:
         yield app, people, server
-    finally:
-        server.stop()
 
 
 @pytest_asyncio.fixture

@@ -14,7 +14,6 @@ Skipped (with the reason) without Chromium or Playwright, failed instead when
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from test_web_browser import (  # noqa: F401  (fixtures: browser, shots, _need_b
     Server,
     _need_browser,
     browser,
+    serving,
     shots,
     sign_in,
 )
@@ -59,20 +59,8 @@ async def kb_server(
         },
         app.clock.now(),
     )
-    config = tmp_path / "serve.toml"
-    config.write_text(
-        f"storage_dir = {json.dumps(app.settings.storage_dir)}\n\n"
-        f"[database]\nurl = {json.dumps(db_url)}\n\n"
-        '[web]\nsecure_cookies = false\nsecret_key = "browser-admin-secret"\n\n'
-        '[plugins]\nkb = ["articles"]\n',
-        encoding="utf-8",
-    )
-    server = Server(config, tmp_path / "server.log")
-    try:
-        server.wait_healthy()
+    with serving(app, db_url, tmp_path, "browser-admin-secret") as server:
         yield app, people, server
-    finally:
-        server.stop()
 
 
 @pytest.mark.db

@@ -303,30 +303,34 @@ async def _fire(
     return True, after
 
 
+async def _record_once(
+    app: App,
+    rule: Rule,
+    event: TicketEvent,
+    ticket_id: int,
+    outcome: str,
+    kind: str,
+    data: dict[str, Any],
+) -> None:
+    """Claim (rule, event) with ``outcome`` and, if this worker got it, record one history
+    event of ``kind``: a second worker, or a rerun, records nothing."""
+    async with app.db.transaction():
+        if await _claim(app, rule.id, event.id, ticket_id, outcome):
+            draft = EventDraft(
+                kind=kind,
+                data={"rule_id": rule.id, "rule": rule.name, "event_id": event.id, **data},
+            )
+            await record_events(app, ticket_id, AUTOMATION_ACTOR, [draft], app.clock.now())
+
+
 async def _record_failure(
     app: App, rule: Rule, ticket_id: int, event: TicketEvent, exc: TicketCoreError
 ) -> None:
     log.warning("automation rule %r failed on event %s: %s", rule.name, event.id, exc)
-    async with app.db.transaction():
-        if await _claim(app, rule.id, event.id, ticket_id, "failed"):
-            await record_events(
-                app,
-                ticket_id,
-                AUTOMATION_ACTOR,
-                [
-                    EventDraft(
-                        kind="automation_failed",
-                        data={
-                            "rule_id": rule.id,
-                            "rule": rule.name,
-                            "event_id": event.id,
-                            "error": str(exc),
-                            "field": exc.field,
-                        },
-                    )
-                ],
-                app.clock.now(),
-            )
+    await _record_once(
+        app, rule, event, ticket_id, "failed", "automation_failed",
+        {"error": str(exc), "field": exc.field},
+    )  # fmt: skip
 
 
 async def _stop_loop(
@@ -339,25 +343,7 @@ async def _stop_loop(
         reason = f"loop: rule {rule.name!r} already fired in this chain ({' -> '.join(path)})"
     else:
         reason = f"chain of {chain.depth} rules reached the limit ({app.automation.max_depth})"
-    async with app.db.transaction():
-        if await _claim(app, rule.id, event.id, ticket_id, "loop_stopped"):
-            await record_events(
-                app,
-                ticket_id,
-                AUTOMATION_ACTOR,
-                [
-                    EventDraft(
-                        kind="automation_loop_stopped",
-                        data={
-                            "rule_id": rule.id,
-                            "rule": rule.name,
-                            "event_id": event.id,
-                            "origin_event_id": chain.origin,
-                            "depth": chain.depth,
-                            "chain": path,
-                            "reason": reason,
-                        },
-                    )
-                ],
-                app.clock.now(),
-            )
+    await _record_once(
+        app, rule, event, ticket_id, "loop_stopped", "automation_loop_stopped",
+        {"origin_event_id": chain.origin, "depth": chain.depth, "chain": path, "reason": reason},
+    )  # fmt: skip
