@@ -13,6 +13,12 @@ from piccolo.table import Table
 
 from ticketcore.db.automation_tables import AUTOMATION_TABLES
 from ticketcore.db.database import Database
+from ticketcore.db.load_triggers import (
+    AGENT_LOAD_TABLE,
+    ASSIGNMENTS_COLUMN,
+    BACKFILL,
+    load_trigger_ddl,
+)
 from ticketcore.db.notification_tables import NOTIFICATION_INDEXES, NOTIFICATION_TABLES
 from ticketcore.db.portal_tables import PORTAL_INDEXES, PORTAL_TABLES
 from ticketcore.db.roster_triggers import roster_trigger_ddl
@@ -205,6 +211,21 @@ async def _m0012_categories(db: Database) -> None:
     await create_tables(db, [Category])
 
 
+async def _m0013_agent_load(db: Database) -> None:
+    """Routing's per-ticket read kept by triggers: open tickets per agent (``agent_load``)
+    and the sum of assignment counts (``routing_roster_version.assignments``), backfilled
+    from the current tickets and team members (see ``ticketcore.db.load_triggers``)."""
+    await db.execute_ddl(AGENT_LOAD_TABLE)
+    if "assignments" not in await _columns(db, "routing_roster_version"):
+        await db.execute_ddl(f"ALTER TABLE routing_roster_version ADD COLUMN {ASSIGNMENTS_COLUMN}")
+    # Triggers first: on PostgreSQL creating them locks ticket and team_member against
+    # writes until this transaction commits, so no change slips between count and trigger.
+    for ddl in load_trigger_ddl(db.is_sqlite):
+        await db.execute_ddl(ddl)
+    for statement in BACKFILL:
+        await db.fetch(statement)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial schema", _m0001_initial),
     (2, "agent availability and skills", _m0002_routing),
@@ -218,6 +239,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (10, "satisfaction, sign-in links, presence, saved filters", _m0010_portal),
     (11, "plugin overrides", _m0011_plugin_overrides),
     (12, "ticket categories", _m0012_categories),
+    (13, "open tickets per agent and assignment sum kept by triggers", _m0013_agent_load),
 ]
 
 

@@ -23,8 +23,8 @@ from ticketcore.services.attachments import StoredFile
 from ticketcore.services.history import EventDraft, record_events_many
 from ticketcore.services.routing import (
     load_routing_context,
-    note_assignment,
-    record_assignment,
+    note_routed,
+    record_assignments,
     remember_routed,
     run_routing_chain,
 )
@@ -161,9 +161,6 @@ class TicketBatchWriter:
             ]
             await self._insert_tags(drafts)
             await self._insert_entries(batch, drafts, now)
-            for d, (_, routed) in zip(drafts, routing, strict=True):
-                if routed and d.assignee_id is not None and d.team_id is not None:
-                    await record_assignment(app, d.team_id, d.assignee_id, now)
             await record_events_many(
                 app,
                 [
@@ -204,7 +201,7 @@ class TicketBatchWriter:
             return [(d, []) for d in drafts]
         context: RoutingContext | None = None
         routed: list[tuple[Ticket, list[EventDraft]]] = []
-        assignments = 0
+        assignments: list[tuple[int, int, datetime]] = []  # (team, agent, stamp)
         for draft in drafts:
             if draft.assignee_id is not None:
                 routed.append((draft, []))
@@ -213,12 +210,19 @@ class TicketBatchWriter:
                 context = await load_routing_context(self.app, now)
             result, events = run_routing_chain(self.app, draft, context)
             if result.assignee_id is not None and result.team_id is not None and events:
-                # Later tickets of this batch must see this assignment (round robin).
-                context = note_assignment(context, result.team_id, result.assignee_id, now)
-                assignments += 1
+                # Later tickets of this batch must see this assignment (round robin); the
+                # database gets the very stamp the snapshot now holds.
+                context, stamp = note_routed(
+                    self.app, context, result.team_id, result.assignee_id, now
+                )
+                assignments.append((result.team_id, result.assignee_id, stamp))
             routed.append((result, events))
-        if context is not None:  # the next batch starts from here unless others changed it
-            remember_routed(self.app, context, assignments)
+        if context is not None:
+            # Recorded here, still under the routing lock and from the stamps just computed
+            # (the ticket rows follow in this transaction: a failure rolls both back).
+            await record_assignments(self.app, assignments)
+            # The next batch starts from here unless others changed it.
+            remember_routed(self.app, context, [agent for _, agent, _ in assignments])
         return routed
 
     async def _insert_tags(self, drafts: list[Ticket]) -> None:

@@ -51,7 +51,7 @@ from ticketcore.services.cursors import decode_cursor, encode_cursor
 from ticketcore.services.directory import normalise_email
 from ticketcore.services.history import EventDraft, record_events
 from ticketcore.services.html import html_to_text, sanitize_html
-from ticketcore.services.routing import record_assignment
+from ticketcore.services.routing import lock_routing, record_assignment
 from ticketcore.services.rows import (
     TICKET_COLUMNS,
     TICKET_FROM,
@@ -538,6 +538,9 @@ class TicketService:
                 dump_json(new) if name in ("tags", "custom_fields") else new
                 for name, (_, new) in changes.items()
             ]
+            if "assignee_id" in changes:
+                # Before the update moves agent_load rows (triggers), as routing takes them.
+                await lock_routing(self.app)
             done = await self.db.fetch(
                 f"UPDATE ticket SET {sets}, version = version + 1, updated_at = {{}} "
                 "WHERE id = {} AND version = {} RETURNING version",
