@@ -15,16 +15,19 @@ a PostgreSQL schema ``bench_auto_<random>`` dropped at the end), with the same p
   fields, and 20 time rules (pending for N days); no ticket matches any: the cost of
   queueing and evaluating;
 - ``routing + rules, one fires``: the same rules, but every ticket's subject holds the word
-  of one of the 20 "subject keyword" rules, which adds a tag: one firing (its own
-  transaction) and one follow-up ``updated`` event (evaluated again) per ticket.
+  of one of the 20 "subject keyword" rules, which adds a tag: one firing and one follow-up
+  ``updated`` event (evaluated again) per ticket. A new ticket's rules that only set tags,
+  priority or category are applied while it is written (in its transaction, no job);
+- ``routing + rules, one fires (worker)``: the same, but the keyword rules also add an
+  internal note, which the inline path leaves to the worker: the firing is its own
+  transaction after commit, as for every change to an existing ticket.
 
 On PostgreSQL the seeded tables are ANALYZEd, as autovacuum would do after such a load.
 Each configuration creates ``--tickets`` tickets through ``app.tickets.create`` (one at a
 time by default, or ``--concurrency`` at once: the batch writer then shares the routing
-snapshot), then runs the job worker until nothing is left (the rules are evaluated there,
-after commit). Reported per ticket: time to create, worker time, total, and the total minus
-the baseline's: the cost routing and automation add. Each configuration runs ``--runs``
-times; the median run is shown.
+snapshot), then runs the job worker until nothing is left. Reported per ticket: time to
+create, worker time, total, and the total minus the baseline's: the cost routing and
+automation add. Each configuration runs ``--runs`` times; the median run is shown.
 """
 
 from __future__ import annotations
@@ -52,12 +55,14 @@ from ticketcore.domain.models import Principal
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 SYSTEM = Principal.system()
-#: Configurations: (name, routing on, rules on, tickets carry a keyword one rule fires on).
+#: Configurations: (name, routing on, rules on, tickets carry a keyword one rule fires on,
+#: the keyword rules also add a note: the worker fires them).
 CONFIGS = (
-    ("baseline", False, False, False),
-    ("routing", True, False, False),
-    ("routing + rules, none fire", True, True, False),
-    ("routing + rules, one fires", True, True, True),
+    ("baseline", False, False, False, False),
+    ("routing", True, False, False, False),
+    ("routing + rules, none fire", True, True, False, False),
+    ("routing + rules, one fires", True, True, True, False),
+    ("routing + rules, one fires (worker)", True, True, True, True),
 )
 
 
@@ -104,9 +109,10 @@ async def seed_people(app: App, teams: int, agents: int) -> None:
         )
 
 
-def automation_rules(count: int) -> list[RuleInput]:
+def automation_rules(count: int, with_note: bool = False) -> list[RuleInput]:
     """``count`` rules: 10 % time rules, the rest event rules of several shapes; exactly one
-    keyword rule (of 20) matches each benchmark ticket."""
+    keyword rule (of 20) matches each benchmark ticket (``with_note``: it also adds an
+    internal note)."""
     rules: list[dict[str, Any]] = []
     for i in range(count):
         shape = i % 10
@@ -122,7 +128,8 @@ def automation_rules(count: int) -> list[RuleInput]:
             rule |= {
                 "events": ["created"],
                 "conditions": [{"field": "subject", "op": "contains", "value": f"kw{i // 10}x"}],
-                "actions": [{"type": "add_tags", "tags": [f"kw{i // 10}"]}],
+                "actions": [{"type": "add_tags", "tags": [f"kw{i // 10}"]}]
+                + ([{"type": "note", "body": "keyword seen"}] if with_note else []),
             }
         elif shape in (2, 3):
             rule |= {
@@ -206,10 +213,12 @@ class Run(msgspec.Struct, kw_only=True):
 
 
 async def run_config(
-    config: tuple[str, bool, bool, bool], args: argparse.Namespace, make_db: Callable[[], Any]
+    config: tuple[str, bool, bool, bool, bool],
+    args: argparse.Namespace,
+    make_db: Callable[[], Any],
 ) -> Run:
     """Fresh database, seed, (rules), create tickets, drain the worker; timings."""
-    _, routing, with_rules, keyword = config
+    _, routing, with_rules, keyword, with_note = config
     async with make_db() as url:
         with tempfile.TemporaryDirectory() as storage:
             app = create_helpdesk(
@@ -225,7 +234,7 @@ async def run_config(
                     await app.db.fetch("ANALYZE")
                 admin = Principal.system()
                 if with_rules:
-                    for rule in automation_rules(args.rules):
+                    for rule in automation_rules(args.rules, with_note):
                         await app.automation.create(admin, rule)
                 # Warm up (connections, caches, the rule set) on a few untimed tickets.
                 await create_tickets(app, 5, 1, args.teams, keyword)

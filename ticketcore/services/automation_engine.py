@@ -1,4 +1,6 @@
-"""Running automation rules in the worker, after commit.
+"""Running automation rules in the worker, after commit (a new ticket's rules that only
+set tags, priority or category already ran as it was written:
+:mod:`ticketcore.services.automation_inline`).
 
 - ``automation`` jobs (one per write, from the outbox) evaluate the event rules on the
   events of that write, in rule order, and schedule the timers of time rules;

@@ -31,10 +31,22 @@ async def record_events(
 
 
 async def record_events_many(
-    app: App, items: list[tuple[int, Actor, list[EventDraft]]], now: datetime
+    app: App,
+    items: list[tuple[int, Actor, list[EventDraft]]],
+    now: datetime,
+    *,
+    automate: bool = True,
+    along: tuple[str, list[Any]] | None = None,
 ) -> list[int]:
     """Append the events of several tickets in one statement, in order; queue their
-    delivery to ``ticket_event`` hooks in the same transaction; return the event ids."""
+    delivery to ``ticket_event`` hooks in the same transaction; return the event ids.
+
+    ``automate=False``: the caller has evaluated the automation rules on these events
+    itself (a new ticket's, see :mod:`ticketcore.services.automation_inline`), so no
+    ``automation`` job is queued. ``along``: one more write statement (``{}`` placeholders,
+    its arguments) to run with the insert; on PostgreSQL it rides in the same round trip
+    as a data-modifying ``WITH`` and must not read the events.
+    """
     rows_args = [
         [
             ticket_id,
@@ -52,16 +64,21 @@ async def record_events_many(
     if not rows_args:
         return []
     values = ", ".join(["({}, {}, {}, {}, {}, {}, {}, {})"] * len(rows_args))
-    rows = await app.db.fetch(
+    insert = (
         "INSERT INTO ticket_event (ticket, kind, actor_kind, actor_id, actor_name, changes, "
-        f"data, created_at) VALUES {values} RETURNING id",
-        *[value for row in rows_args for value in row],
+        f"data, created_at) VALUES {values} RETURNING id"
     )
+    args = [value for row in rows_args for value in row]
+    if along is not None and app.db.is_sqlite:  # statements are cheap in-process
+        await app.db.fetch(along[0], *along[1])
+    elif along is not None:
+        insert, args = f"WITH along AS ({along[0]}) {insert}", [*along[1], *args]
+    rows = await app.db.fetch(insert, *args)
     ids = sorted(row["id"] for row in rows)
     if app.hooks.implementers("ticket_event"):
         await app.jobs.enqueue_many(
             "ticket_event", [({"event_id": i}, f"ticket_event:{i}") for i in ids]
         )
-    # Automation rules see the events from the outbox too, after commit (one job per write).
-    await app.automation.enqueue_events(ids, [str(row[1]) for row in rows_args])
+    if automate:  # rules see the events from the outbox, after commit (one job per write)
+        await app.automation.enqueue_events(ids, [str(row[1]) for row in rows_args])
     return ids

@@ -19,7 +19,9 @@ import msgspec
 
 from ticketcore.domain.enums import EntryKind
 from ticketcore.domain.models import Actor, Principal, RoutingContext, Ticket
+from ticketcore.services import sla
 from ticketcore.services.attachments import StoredFile
+from ticketcore.services.automation_inline import InlineOutcome, evaluate_new_ticket, record_inline
 from ticketcore.services.history import EventDraft, record_events_many
 from ticketcore.services.routing import (
     load_routing_context,
@@ -125,7 +127,10 @@ class TicketBatchWriter:
         async with db.transaction():
             drafts = await self._with_contacts([item.draft for item in batch], now)
             routing = await self._route(drafts, now)
-            drafts = [d for d, _ in routing]
+            outcomes = await self._automate(batch, routing, now)
+            drafts = [
+                d if o is None else o.ticket for (d, _), o in zip(routing, outcomes, strict=True)
+            ]
             columns = 15 + len(PLAN_COLUMNS)
             values = ", ".join(["(" + ", ".join(["{}"] * columns) + ")"] * len(drafts))
             args: list[Any] = []
@@ -148,28 +153,104 @@ class TicketBatchWriter:
                     now,
                 ]
                 args += item.sla.columns().values() if item.sla else _NO_PLAN
-            rows = await db.fetch(
+            insert = (
                 "INSERT INTO ticket (key, subject, description, status, priority, category, "
                 "channel, requester, team, assignee, custom_fields, tags, version, created_at, "
-                f"updated_at, {', '.join(PLAN_COLUMNS)}) VALUES {values} RETURNING id, key",
-                *args,
+                f"updated_at, {', '.join(PLAN_COLUMNS)}) VALUES {values} RETURNING id, key"
             )
+            tags = [(d.key, tag) for d in drafts for tag in d.tags]
+            if tags and not db.is_sqlite:
+                # The tags ride in the tickets' round trip (matched by key): a tagged ticket,
+                # e.g. by an automation rule, costs no statement more than an untagged one.
+                pairs = ", ".join(["({}::text, {}::text)"] * len(tags))
+                insert = (
+                    f"WITH t AS ({insert}), tagged AS (INSERT INTO ticket_tag (ticket, tag) "
+                    f"SELECT t.id, v.tag FROM t JOIN (VALUES {pairs}) AS v (key, tag) "
+                    "ON v.key = t.key) SELECT id, key FROM t"
+                )
+                args += [value for pair in tags for value in pair]
+                tags = []
+            rows = await db.fetch(insert, *args)
             ids = {row["key"]: row["id"] for row in rows}
             drafts = [
                 msgspec.structs.replace(d, id=ids[d.key], created_at=now, updated_at=now)
                 for d in drafts
             ]
-            await self._insert_tags(drafts)
+            if tags:
+                await self._insert_tags(drafts)
             await self._insert_entries(batch, drafts, now)
-            await record_events_many(
-                app,
-                [
-                    (d.id, item.actor.actor, [_created_event(d, item), *item.events, *routed])
-                    for item, d, (_, routed) in zip(batch, drafts, routing, strict=True)
-                ],
-                now,
-            )
+            await self._record_events(batch, drafts, routing, outcomes, now)
         return drafts
+
+    async def _automate(
+        self,
+        batch: list[PendingTicket],
+        routing: list[tuple[Ticket, list[EventDraft]]],
+        now: datetime,
+    ) -> list[InlineOutcome | None]:
+        """Evaluate the automation rules on each new ticket's events before it is written
+        (None for a ticket left to the worker); see
+        :mod:`ticketcore.services.automation_inline`."""
+        automation = self.app.automation
+        rules = await automation.rule_set()
+        sla_on = sla.enabled(self.app)
+        return [
+            evaluate_new_ticket(
+                rules,
+                draft,
+                item.actor.actor,
+                _own_events(draft, item, routed),
+                now,
+                max_depth=automation.max_depth,
+                sla_enabled=sla_on,
+            )
+            for item, (draft, routed) in zip(batch, routing, strict=True)
+        ]
+
+    async def _record_events(
+        self,
+        batch: list[PendingTicket],
+        drafts: list[Ticket],
+        routing: list[tuple[Ticket, list[EventDraft]]],
+        outcomes: list[InlineOutcome | None],
+        now: datetime,
+    ) -> None:
+        """Record every new ticket's events in one statement, with what its rules did; the
+        events of tickets left to the worker go to an ``automation`` job."""
+        items: list[tuple[int, Actor, list[EventDraft]]] = []
+        spans: list[tuple[int, int]] = []  # each ticket's events: (first row, row count)
+        for item, d, (routed_draft, routed), outcome in zip(
+            batch, drafts, routing, outcomes, strict=True
+        ):
+            events = (
+                [(item.actor.actor, e) for e in _own_events(routed_draft, item, routed)]
+                if outcome is None
+                else outcome.events
+            )
+            spans.append((len(items), len(events)))
+            items += [(d.id, actor, [event]) for actor, event in events]
+        ids = await record_events_many(self.app, items, now, automate=False)
+        deferred = [
+            (event_id, drafts_[0].kind)
+            for (first, count), outcome in zip(spans, outcomes, strict=True)
+            if outcome is None
+            for event_id, (_, _, drafts_) in zip(
+                ids[first : first + count], items[first : first + count], strict=True
+            )
+        ]
+        if deferred:
+            await self.app.automation.enqueue_events(
+                [i for i, _ in deferred], [kind for _, kind in deferred]
+            )
+        await record_inline(
+            self.app,
+            [
+                (d.id, outcome, ids[first : first + count])
+                for d, outcome, (first, count) in zip(drafts, outcomes, spans, strict=True)
+                if outcome is not None
+            ],
+            now,
+        )
 
     async def _with_contacts(self, drafts: list[Ticket], now: datetime) -> list[Ticket]:
         """Resolve requesters not yet known by id: one lookup for the batch, and one insert
@@ -276,5 +357,7 @@ class TicketBatchWriter:
             )
 
 
-def _created_event(draft: Ticket, item: PendingTicket) -> EventDraft:
-    return EventDraft(kind="created", data={**item.created, "requester_id": draft.requester.id})
+def _own_events(draft: Ticket, item: PendingTicket, routed: list[EventDraft]) -> list[EventDraft]:
+    """A new ticket's events before any rule: created, triage and SLA, routing."""
+    created = EventDraft(kind="created", data={**item.created, "requester_id": draft.requester.id})
+    return [created, *item.events, *routed]

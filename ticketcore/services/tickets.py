@@ -37,6 +37,7 @@ from ticketcore.domain.models import (
     Ticket,
     TicketEvent,
 )
+from ticketcore.domain.tags import clean_tags
 from ticketcore.errors import (
     DuplicateMessage,
     InvalidTransition,
@@ -90,17 +91,6 @@ class Page(msgspec.Struct, kw_only=True):
 
     items: list[Ticket]
     next_cursor: str | None
-
-
-def _clean_tags(tags: list[str], field: str = "tags") -> list[str]:
-    cleaned: list[str] = []
-    for i, tag in enumerate(tags):
-        value = tag.strip().lower()
-        if not value or len(value) > 100:
-            raise ValidationFailed("a tag must have 1 to 100 characters", field=f"{field}[{i}]")
-        if value not in cleaned:
-            cleaned.append(value)
-    return cleaned
 
 
 class TicketService:
@@ -429,7 +419,7 @@ class TicketService:
                 f"the subject is longer than {limits.max_subject_chars} characters", field="subject"
             )
         text, html = self._bodies(cmd.body, cmd.body_html, "body")
-        tags = _clean_tags(cmd.tags)
+        tags = clean_tags(cmd.tags)
         if not actor.is_staff and (cmd.team_id or cmd.assignee_id):
             raise ValidationFailed(
                 "customers cannot choose a team or an agent",
@@ -507,7 +497,7 @@ class TicketService:
             if not values["subject"]:
                 raise ValidationFailed("the subject is empty", field="subject")
         if "tags" in values:
-            values["tags"] = _clean_tags(values["tags"])
+            values["tags"] = clean_tags(values["tags"])
         now = self.app.clock.now()
         async with self.db.transaction():
             row = await self._row(ticket_id, lock=True)
