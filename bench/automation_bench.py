@@ -17,7 +17,7 @@ a PostgreSQL schema ``bench_auto_<random>`` dropped at the end), with the same p
 - ``routing + rules, one fires``: the same rules, but every ticket's subject holds the word
   of one of the 20 "subject keyword" rules, which adds a tag: one firing and one follow-up
   ``updated`` event (evaluated again) per ticket. A new ticket's rules that only set tags,
-  priority or category are applied while it is written (in its transaction, no job);
+  priority or category (or notify) are applied while it is written (in its transaction);
 - ``routing + rules, one fires (worker)``: the same, but the keyword rules also add an
   internal note, which the inline path leaves to the worker: the firing is its own
   transaction after commit, as for every change to an existing ticket.

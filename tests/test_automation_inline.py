@@ -7,6 +7,7 @@ ends exactly where the worker's does (a hypothesis property)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -121,6 +122,45 @@ async def test_a_new_ticket_is_written_with_its_rules_changes_and_no_job(
     calm = await new_ticket(app, "Printer jam")
     assert calm.tags == [] and [e.kind for e in await history(app, calm.id)] == ["created"]
     assert await jobs_of(app, "automation") == 0
+
+
+async def test_a_notify_action_queues_the_workers_notification_in_the_same_write(
+    app: App, seed: Seed
+) -> None:
+    await app.automation.create(
+        seed.admin,
+        rule(
+            name="page ops",
+            events=["created"],
+            conditions=[{"field": "subject", "op": "contains", "value": "down"}],
+            actions=[
+                {"type": "set_field", "field": "priority", "value": "critical"},
+                {
+                    "type": "notify",
+                    "to": ["assignee", "ops@example.test", "requester"],
+                    "subject": "{{ ticket.number }} is {{ ticket.priority }}",
+                    "body": "From {{ requester.email }}",
+                },
+            ],
+        ),
+    )
+    ticket = await new_ticket(app, "site down", team_id=seed.team_id, assignee_id=seed.agent.id)
+    created = (await history(app, ticket.id))[0]
+    [job] = await app.db.fetch("SELECT idempotency_key, payload FROM job WHERE kind = 'notify'")
+    payload = job["payload"]
+    notice = (json.loads(payload) if isinstance(payload, str) else payload)["notification"]
+    [rule_id] = [r.id for r in await app.automation.list(seed.admin)]
+    assert job["idempotency_key"] == f"automation:{rule_id}:{created.id}:1:notify"
+    assert notice["recipients"] == [seed.agent.email, "ops@example.test", "carol@customer.test"]
+    assert notice["subject"] == f"#{ticket.id} is critical"  # after the rule's first action
+    assert notice["body"] == "From carol@customer.test"
+    assert notice["data"] == {"rule": "page ops", "rule_id": rule_id}
+    assert await jobs_of(app, "automation") == 0
+    fired = [e for e in await history(app, ticket.id) if e.kind == "automation_fired"]
+    assert fired[0].data["actions"] == [
+        "set priority to 'critical'",
+        "notify assignee, ops@example.test, requester",
+    ]
 
 
 async def test_tickets_created_together_each_get_their_own_tags(app: App, seed: Seed) -> None:
@@ -315,6 +355,19 @@ actions = st.one_of(
         lambda c: {"type": "set_field", "field": "category", "value": c},
         st.sampled_from(("billing", "it")),
     ),
+    st.builds(
+        lambda to: {
+            "type": "notify",
+            "to": to,
+            "subject": "{{ ticket.subject }} is {{ ticket.priority }}",
+            "body": "for {{ requester.email }}, {{ agent.name }}",
+        },
+        st.lists(
+            st.sampled_from(("requester", "assignee", "ops@example.test")),
+            min_size=1,
+            max_size=3,
+        ),
+    ),
 )
 rule_data = st.fixed_dictionaries(
     {
@@ -338,7 +391,28 @@ async def _outcome(app: App, ticket: Ticket) -> tuple[Any, ...]:
     changes = sorted(
         (e.actor.name, tuple(sorted(e.changes))) for e in events if e.kind == "updated"
     )
-    return (final.tags, final.priority.value, final.category, fired, stopped, changes)
+    notices = []
+    for row in await app.db.fetch("SELECT payload FROM job WHERE kind = 'notify'"):
+        payload = row["payload"]
+        notice = (json.loads(payload) if isinstance(payload, str) else payload)["notification"]
+        if notice["ticket_id"] == ticket.id:
+            notices.append(
+                (
+                    tuple(notice["recipients"]),
+                    notice["subject"],
+                    notice["body"],
+                    notice["data"]["rule"],
+                )
+            )
+    return (
+        final.tags,
+        final.priority.value,
+        final.category,
+        fired,
+        stopped,
+        changes,
+        sorted(notices),
+    )
 
 
 @settings(
@@ -354,8 +428,9 @@ async def test_inline_evaluation_ends_where_the_worker_does(
         await app.automation.delete(seed.admin, existing.id)
     for i, data in enumerate(rules):
         await app.automation.create(seed.admin, rule(name=f"r{i}", **data))
-    inline = await new_ticket(app, f"{subject} trouble", tags=["a"])
+    fields = {"tags": ["a"], "team_id": seed.team_id, "assignee_id": seed.agent.id}
+    inline = await new_ticket(app, f"{subject} trouble", **fields)
     with monkeypatch.context() as patched:  # the same rules, evaluated by the worker
         patched.setattr(ticket_writer, "evaluate_new_ticket", lambda *a, **k: None)
-        deferred = await new_ticket(app, f"{subject} trouble", tags=["a"])
+        deferred = await new_ticket(app, f"{subject} trouble", **fields)
     assert await _outcome(app, inline) == await _outcome(app, deferred)

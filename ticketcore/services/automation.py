@@ -4,8 +4,8 @@ in a short-lived cache per process, and fed with the events the core records.
 The events of every write are handed to the outbox (one ``automation`` job per write, in
 the write's transaction) and evaluated by the worker after commit: see
 :mod:`ticketcore.services.automation_engine`. One exception: a new ticket whose matching
-rules only set tags, priority or category gets them while it is written, in its own
-transaction (:mod:`ticketcore.services.automation_inline`), with the same outcome.
+rules only set tags, priority or category (or notify) gets them while it is written, in its
+own transaction (:mod:`ticketcore.services.automation_inline`), with the same outcome.
 
 Other processes see a rule change within :attr:`AutomationService.cache_seconds`; the
 process that made it, at once.

@@ -1,5 +1,5 @@
 """Running automation rules in the worker, after commit (a new ticket's rules that only
-set tags, priority or category already ran as it was written:
+set tags, priority or category, or notify, already ran as it was written:
 :mod:`ticketcore.services.automation_inline`).
 
 - ``automation`` jobs (one per write, from the outbox) evaluate the event rules on the

@@ -11,15 +11,17 @@ rules' changes, the history gets each change (an ``updated`` event by the rule) 
 timers of time rules anchored on these events are queued. No ``automation`` job is queued
 for these events, so they are evaluated once; a rolled-back creation leaves nothing.
 
-This only covers rules whose actions change what the writer stores anyway: tags, priority
-and category. When a matching rule does anything else (assign, transition, reply, note,
-notify, webhook), when the loop guard would stop a rule, when an action is refused, or when
-a priority or category change would need the SLA policy again, :func:`evaluate_new_ticket`
-returns None and the ticket's events go to the worker exactly as other writes' do: same
-outcome, one place for side effects and for recording failures and stopped loops.
+This only covers rules whose actions change what the writer stores anyway (tags, priority,
+category) or only queue an outbox job (``notify``: the same notification job the worker
+would queue, rendered from the ticket as the rule's earlier actions left it). When a
+matching rule does anything else (assign, transition, reply, note, webhook), when the loop
+guard would stop a rule, when an action is refused, or when a priority or category change
+would need the SLA policy again, :func:`evaluate_new_ticket` returns None and the ticket's
+events go to the worker exactly as other writes' do: same outcome, one place for the other
+side effects and for recording failures and stopped loops.
 
 Why bother: a ticket whose rules all miss then costs no job at all, and one whose rule tags
-it costs two statements in its own transaction instead of a job, a claim, a second
+it costs one statement more in its own transaction instead of a job, a claim, a second
 transaction and a follow-up job (issue #4's 2 ms budget on PostgreSQL).
 """
 
@@ -30,6 +32,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from msgspec.structs import replace
 
 from ticketcore.domain.automation import (
     OWN_EVENT_KINDS,
@@ -37,16 +40,19 @@ from ticketcore.domain.automation import (
     AddTags,
     CompiledRule,
     Facts,
+    Notify,
     RemoveTags,
     Rule,
     SetField,
 )
 from ticketcore.domain.enums import Priority
-from ticketcore.domain.models import Actor, FieldChange, Ticket, TicketEvent
+from ticketcore.domain.models import Actor, FieldChange, Notification, Ticket, TicketEvent
 from ticketcore.domain.tags import clean_tags
 from ticketcore.errors import ValidationFailed
+from ticketcore.services.automation_actions import rule_principal
 from ticketcore.services.automation_chain import Chain
 from ticketcore.services.history import EventDraft, record_events_many
+from ticketcore.services.macros import render_body
 
 if TYPE_CHECKING:
     from ticketcore.app import App
@@ -66,6 +72,9 @@ class InlineFiring(msgspec.Struct, frozen=True, kw_only=True):
     trigger: int
     #: What its actions did, as the history describes them.
     actions: list[str]
+    #: Its ``notify`` actions: (place in the rule's actions, the action, the ticket as the
+    #: rule's earlier actions left it), queued once the ids are known.
+    notices: list[tuple[int, Notify, Ticket]] = []
 
 
 class InlineOutcome(msgspec.Struct, kw_only=True):
@@ -111,13 +120,15 @@ def evaluate_new_ticket(
             applied = _apply(rule, outcome.ticket, sla_enabled)
             if applied is None:
                 return None
-            outcome.ticket, changes, done = applied
+            outcome.ticket, changes, done, notices = applied
             follows = chain.after(index, rule.id)
             rule_actor = Actor.system(f"rule {rule.name!r}")
             for change in changes:
                 events.append((rule_actor, EventDraft(kind="updated", changes=change)))
                 queue.append((len(events) - 1, follows))
-            outcome.firings.append(InlineFiring(rule=rule, trigger=index, actions=done))
+            outcome.firings.append(
+                InlineFiring(rule=rule, trigger=index, actions=done, notices=notices)
+            )
         for compiled in rules.time_rules:
             if draft.kind in SINCE_EVENT_KINDS[compiled.rule.since] and compiled.matches(
                 Facts(ticket=outcome.ticket)
@@ -142,15 +153,19 @@ def _event(draft: EventDraft, actor: Actor, now: datetime) -> TicketEvent:
 Changes = dict[str, tuple[Any, Any]]
 
 
+Notices = list[tuple[int, Notify, Ticket]]
+
+
 def _apply(
     rule: Rule, ticket: Ticket, sla_enabled: bool
-) -> tuple[Ticket, list[Changes], list[str]] | None:
+) -> tuple[Ticket, list[Changes], list[str], Notices] | None:
     """A rule's actions on the draft, each recorded as its own change like the ticket
     services' updates; None when one of them is not for this path."""
     current = ticket
     changes: list[Changes] = []
     done: list[str] = []
-    for action in rule.actions:
+    notices: Notices = []
+    for i, action in enumerate(rule.actions):
         change: Changes = {}
         if isinstance(action, AddTags | RemoveTags):
             wanted = [t.strip().lower() for t in action.tags]
@@ -184,11 +199,24 @@ def _apply(
                     change["category"] = (current.category, category)
                     current = msgspec.structs.replace(current, category=category)
             done.append(f"set {action.field} to {action.value!r}")
+        elif isinstance(action, Notify):
+            try:  # a text that cannot be rendered is the worker's to record as a failure
+                _render(rule, action, current)
+            except ValidationFailed:
+                return None
+            notices.append((i, action, current))
+            done.append(f"notify {', '.join(action.to)}")
         else:
             return None
         if change:
             changes.append(change)
-    return current, changes, done
+    return current, changes, done, notices
+
+
+def _render(rule: Rule, action: Notify, ticket: Ticket) -> tuple[str, str]:
+    """The subject and body of a ``notify`` action, as the worker renders them."""
+    agent = rule_principal(rule)
+    return render_body(action.subject, ticket, agent), render_body(action.body, ticket, agent)
 
 
 def fired_event(firing: InlineFiring, trigger: EventDraft, trigger_id: int) -> EventDraft:
@@ -217,9 +245,13 @@ async def record_inline(
     claims: list[Any] = []
     fired: list[tuple[int, Actor, list[EventDraft]]] = []
     timers: dict[datetime, list[tuple[dict[str, Any], str | None]]] = {}
+    notices: list[tuple[str, Rule, Notify, Ticket]] = []
     for ticket_id, outcome, ids in outcomes:
         for firing in outcome.firings:
             trigger_id = ids[firing.trigger]
+            for i, action, ticket in firing.notices:
+                key = f"automation:{firing.rule.id}:{trigger_id}:{i}"
+                notices.append((key, firing.rule, action, replace(ticket, id=ticket_id)))
             claims += [firing.rule.id, trigger_id, ticket_id, "fired", now]
             trigger = outcome.events[firing.trigger][1]
             actor = Actor.system(f"rule {firing.rule.name!r}")
@@ -242,3 +274,48 @@ async def record_inline(
         await record_events_many(app, fired, now, automate=False, along=(claim_sql, claims))
     for run_at, jobs in timers.items():
         await app.jobs.enqueue_many("automation_timer", jobs, run_at=run_at)
+    if notices:
+        await app.jobs.enqueue_many("notify", await _notifications(app, notices))
+
+
+async def _notifications(
+    app: App, notices: list[tuple[str, Rule, Notify, Ticket]]
+) -> list[tuple[dict[str, Any], str | None]]:
+    """The ``notify`` jobs of inline firings, as the worker's ``notify`` action queues them
+    (the assignees' addresses in one query)."""
+    assignees = sorted(
+        {t.assignee_id for _, _, a, t in notices if "assignee" in a.to and t.assignee_id}
+    )
+    emails: dict[int, str] = {}
+    if assignees:
+        marks = ", ".join(["{}"] * len(assignees))
+        rows = await app.db.fetch(
+            f"SELECT id, email FROM app_user WHERE id IN ({marks})", *assignees
+        )
+        emails = {int(r["id"]): r["email"] for r in rows}
+    jobs: list[tuple[dict[str, Any], str | None]] = []
+    for key, rule, action, ticket in notices:
+        recipients: list[str] = []
+        for target in action.to:
+            if target == "requester":
+                address = ticket.requester.email
+            elif target == "assignee":
+                address = emails.get(ticket.assignee_id) if ticket.assignee_id else None
+            else:
+                address = target
+            if address and address not in recipients:
+                recipients.append(address)
+        if not recipients:
+            continue
+        subject, body = _render(rule, action, ticket)
+        notification = Notification(
+            kind="automation",
+            ticket_id=ticket.id,
+            recipients=recipients,
+            subject=subject,
+            body=body,
+            idempotency_key=key,
+            data={"rule": rule.name, "rule_id": rule.id},
+        )
+        jobs.append(({"notification": msgspec.to_builtins(notification)}, f"{key}:notify"))
+    return jobs
