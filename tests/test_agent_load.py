@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -34,6 +33,7 @@ from ticketcore.domain.models import Principal
 from ticketcore.errors import InvalidTransition
 from ticketcore.services import routing
 from ticketcore.services.routing_roster import LOAD_SQL_POSTGRES, LOAD_SQL_SQLITE, read_state
+from ticketcore.testing import traced_statements
 
 HelpdeskFactory = Callable[..., Awaitable[App]]
 SYSTEM = Principal.system()
@@ -320,7 +320,7 @@ async def bulk_open_tickets(app: App, template: int, counts: dict[int, int]) -> 
 
 
 async def test_least_loaded_follows_changes_behind_its_back_without_reading_tickets(
-    helpdesk_factory: HelpdeskFactory, monkeypatch: pytest.MonkeyPatch
+    helpdesk_factory: HelpdeskFactory,
 ) -> None:
     app = await helpdesk_factory(**LEAST_LOADED)
     ops = await app.directory.create_team("Ops", "ops")
@@ -331,16 +331,10 @@ async def test_least_loaded_follows_changes_behind_its_back_without_reading_tick
     assert await kept(app) == await counted(app) == {ann: 1500, bob: 1501, cid: 1502}
 
     statements: list[str] = []
-    fetch = app.db.fetch
-
-    async def traced(sql: str, *args: Any, **kwargs: Any) -> Any:
-        statements.append(sql)
-        return await fetch(sql, *args, **kwargs)
 
     async def route() -> int | None:
         """Create a ticket, tracing the statements (only this ticket's)."""
-        with monkeypatch.context() as patch:
-            patch.setattr(app.db, "fetch", traced)
+        with traced_statements(app.db, statements):
             ticket = await app.tickets.create(
                 SYSTEM, NewTicket(subject="new", requester=RequesterInput(email="c@x.example"))
             )
@@ -394,7 +388,7 @@ async def test_least_loaded_counts_match_the_snapshot(helpdesk_factory: Helpdesk
 
 
 async def test_a_reassignment_takes_the_routing_lock_before_moving_the_load(
-    helpdesk_factory: HelpdeskFactory, monkeypatch: pytest.MonkeyPatch
+    helpdesk_factory: HelpdeskFactory,
 ) -> None:
     """PostgreSQL: routing writes ``agent_load`` rows under the routing lock; a manual
     reassignment, which also takes that lock (to record the assignment), must take it
@@ -408,19 +402,11 @@ async def test_a_reassignment_takes_the_routing_lock_before_moving_the_load(
         SYSTEM,
         NewTicket(subject="x", requester=RequesterInput(email="c@x.example"), team_id=ops),
     )
-    statements: list[str] = []
-    fetch = app.db.fetch
-
-    async def traced(sql: str, *args: Any, **kwargs: Any) -> Any:
-        statements.append(sql)
-        return await fetch(sql, *args, **kwargs)
-
-    monkeypatch.setattr(app.db, "fetch", traced)
     for assignee in (ann, bob, None):
-        statements.clear()
         current = await app.tickets.snapshot(ticket.id)
         patch = TicketPatch(version=current.version, assignee_id=assignee)
-        await app.tickets.update(SYSTEM, ticket.id, patch)
+        with traced_statements(app.db) as statements:
+            await app.tickets.update(SYSTEM, ticket.id, patch)
         lock = statements.index("SELECT pg_advisory_xact_lock({})")
         update = next(i for i, s in enumerate(statements) if s.startswith("UPDATE ticket SET"))
         assert lock < update, statements

@@ -9,60 +9,35 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import msgspec
 import pytest
+from automation_helpers import (
+    SYSTEM,
+    HelpdeskFactory,
+    history,
+    kinds,
+    new_ticket,
+    rule,
+)
 
 from ticketcore import Priority
 from ticketcore.app import App, create_helpdesk
 from ticketcore.clock import FrozenClock
-from ticketcore.domain.automation import Reorder, RuleInput
+from ticketcore.domain.automation import Reorder
 from ticketcore.domain.commands import (
     NewEntry,
     NewMacro,
-    NewTicket,
-    RequesterInput,
     TicketPatch,
     TransitionRequest,
 )
-from ticketcore.domain.models import Principal, Ticket, TicketEvent
+from ticketcore.domain.models import Principal, Ticket
 from ticketcore.errors import PermissionDenied, ValidationFailed
 from ticketcore.jobs import JobRecord
 from ticketcore.services.automation_engine import run_events_job
 from ticketcore.testing import Seed, seed_helpdesk
-
-HelpdeskFactory = Callable[..., Awaitable[App]]
-SYSTEM = Principal.system()
-
-
-def rule(**fields: Any) -> RuleInput:
-    """A rule from plain data, as the API would decode it."""
-    return msgspec.convert(fields, RuleInput)
-
-
-async def new_ticket(app: App, subject: str = "Help", **fields: Any) -> Ticket:
-    return await app.tickets.create(
-        SYSTEM,
-        NewTicket(subject=subject, requester=RequesterInput(email="carol@customer.test"), **fields),
-    )
-
-
-async def history(app: App, ticket_id: int) -> list[TicketEvent]:
-    return await app.tickets.events(SYSTEM, ticket_id)
-
-
-def kinds(events: list[TicketEvent]) -> list[str]:
-    return [e.kind for e in events]
-
-
-async def patch(app: App, ticket_id: int, **changes: Any) -> Ticket:
-    current = await app.tickets.snapshot(ticket_id)
-    return await app.tickets.update(
-        SYSTEM, ticket_id, TicketPatch(**changes), version=current.version
-    )
 
 
 @pytest.fixture
@@ -73,6 +48,13 @@ async def app(helpdesk_factory: HelpdeskFactory) -> App:
 @pytest.fixture
 async def seed(app: App) -> Seed:
     return await seed_helpdesk(app)
+
+
+async def patch(app: App, ticket_id: int, **changes: Any) -> Ticket:
+    current = await app.tickets.snapshot(ticket_id)
+    return await app.tickets.update(
+        SYSTEM, ticket_id, TicketPatch(**changes), version=current.version
+    )
 
 
 # --- event rules ---------------------------------------------------------------------------

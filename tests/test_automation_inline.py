@@ -8,44 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any
 
-import msgspec
 import pytest
+from automation_helpers import (
+    SYSTEM,
+    HelpdeskFactory,
+    history,
+    new_ticket,
+    rule,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ticketcore.app import App
 from ticketcore.clock import FrozenClock
-from ticketcore.domain.automation import RuleInput
-from ticketcore.domain.commands import NewTicket, RequesterInput, TicketFilters
-from ticketcore.domain.models import Principal, Ticket, TicketEvent
+from ticketcore.domain.commands import TicketFilters
+from ticketcore.domain.models import Ticket
 from ticketcore.services import ticket_writer
 from ticketcore.testing import InsertFailure, Seed, seed_helpdesk
-
-HelpdeskFactory = Callable[..., Awaitable[App]]
-SYSTEM = Principal.system()
-
-
-def rule(**fields: Any) -> RuleInput:
-    """A rule from plain data, as the API would decode it."""
-    return msgspec.convert(fields, RuleInput)
-
-
-async def new_ticket(app: App, subject: str = "Help", **fields: Any) -> Ticket:
-    return await app.tickets.create(
-        SYSTEM,
-        NewTicket(subject=subject, requester=RequesterInput(email="carol@customer.test"), **fields),
-    )
-
-
-async def history(app: App, ticket_id: int) -> list[TicketEvent]:
-    return await app.tickets.events(SYSTEM, ticket_id)
-
-
-async def jobs_of(app: App, kind: str) -> int:
-    return int(await app.db.fetchval("SELECT COUNT(*) AS n FROM job WHERE kind = {}", kind))
 
 
 @pytest.fixture
@@ -56,6 +37,10 @@ async def app(helpdesk_factory: HelpdeskFactory) -> App:
 @pytest.fixture
 async def seed(app: App) -> Seed:
     return await seed_helpdesk(app)
+
+
+async def jobs_of(app: App, kind: str) -> int:
+    return int(await app.db.fetchval("SELECT COUNT(*) AS n FROM job WHERE kind = {}", kind))
 
 
 async def test_a_new_ticket_is_written_with_its_rules_changes_and_no_job(

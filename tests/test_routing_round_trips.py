@@ -14,7 +14,6 @@ from fractions import Fraction
 from typing import Any
 
 import msgspec
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,6 +25,7 @@ from ticketcore.domain.enums import Priority, Role, Status
 from ticketcore.domain.models import Contact, Principal, WorkingHours
 from ticketcore.plugins.routing import least_loaded
 from ticketcore.services import routing
+from ticketcore.testing import traced_statements
 
 HelpdeskFactory = Callable[..., Awaitable[App]]
 SYSTEM = Principal.system()
@@ -184,20 +184,13 @@ async def test_stamps_come_after_members_left_out_of_the_snapshot(
 
 
 async def test_routing_costs_one_read_and_one_update_per_batch(
-    helpdesk_factory: HelpdeskFactory, monkeypatch: pytest.MonkeyPatch
+    helpdesk_factory: HelpdeskFactory,
 ) -> None:
     app = await helpdesk_factory(**CONFIG)
     _, people = await add_team(app, "Ops", "ops", ["Ann", "Bob"])
     await create(app, 1)  # loads the snapshot
-    statements: list[str] = []
-    fetch = app.db.fetch
-
-    async def traced(sql: str, *args: Any, **kwargs: Any) -> Any:
-        statements.append(sql)
-        return await fetch(sql, *args, **kwargs)
-
-    monkeypatch.setattr(app.db, "fetch", traced)
-    [ticket] = await create(app, 1)
+    with traced_statements(app.db) as statements:
+        [ticket] = await create(app, 1)
     assert ticket.assignee_id in people
     routing_statements = [
         s

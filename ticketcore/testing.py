@@ -13,6 +13,7 @@ Fixtures: ``db_url``, ``settings_factory``, ``helpdesk_factory``, ``helpdesk``, 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -330,3 +331,27 @@ class InsertFailure:
     async def off(self) -> None:
         """INSERTs work again."""
         await self.db.fetch(f"DELETE FROM {self.switch}")
+
+
+@contextlib.contextmanager
+def traced_statements(db: Database, into: list[str] | None = None) -> Iterator[list[str]]:
+    """Collect the SQL text of every statement sent through ``db.fetch`` while inside (into
+    ``into`` when given, to gather several stretches), e.g. to check that a path issues no
+    more round trips than it should::
+
+        with traced_statements(app.db) as statements:
+            await app.tickets.create(...)
+        assert not any("GROUP BY" in sql for sql in statements)
+    """
+    statements: list[str] = [] if into is None else into
+    fetch = db.fetch
+
+    async def traced(sql: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        statements.append(sql)
+        return await fetch(sql, *args, **kwargs)
+
+    setattr(db, "fetch", traced)  # noqa: B010 (an instance attribute shadows the method)
+    try:
+        yield statements
+    finally:
+        delattr(db, "fetch")

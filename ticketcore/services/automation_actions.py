@@ -39,6 +39,15 @@ def rule_principal(rule: Rule) -> Principal:
     return Principal(id=0, name=f"rule {rule.name!r}", email="", role=Role.ADMIN)
 
 
+def tags_after(action: AddTags | RemoveTags, tags: list[str]) -> tuple[list[str], str]:
+    """The tags once ``action`` is applied to ``tags`` (before the ticket services clean
+    them), and how the history describes the action."""
+    wanted = [t.strip().lower() for t in action.tags]
+    if isinstance(action, AddTags):
+        return [*tags, *(t for t in wanted if t not in tags)], f"add tags {', '.join(wanted)}"
+    return [t for t in tags if t not in wanted], f"remove tags {', '.join(wanted)}"
+
+
 async def apply_actions(
     app: App, rule: Rule, ticket: Ticket, event: TicketEvent
 ) -> tuple[list[str], Ticket | None]:
@@ -62,16 +71,11 @@ async def apply_actions(
             latest = await tickets.update(actor, ticket.id, patch, version=current.version)
             done.append(f"set {action.field} to {action.value!r}")
         elif isinstance(action, AddTags | RemoveTags):
-            wanted = [t.strip().lower() for t in action.tags]
-            if isinstance(action, AddTags):
-                tags = [*current.tags, *(t for t in wanted if t not in current.tags)]
-            else:
-                tags = [t for t in current.tags if t not in wanted]
+            tags, description = tags_after(action, current.tags)
             latest = await tickets.update(
                 actor, ticket.id, TicketPatch(tags=tags), version=current.version
             )
-            verb = "add tags" if isinstance(action, AddTags) else "remove tags"
-            done.append(f"{verb} {', '.join(wanted)}")
+            done.append(description)
         elif isinstance(action, Transition):
             latest = await tickets.transition(
                 actor, ticket.id, TransitionRequest(transition=action.transition)
@@ -120,24 +124,34 @@ async def _patch(app: App, action: SetField) -> TicketPatch:
 
 
 async def _notify(app: App, rule: Rule, action: Notify, ticket: Ticket, key: str) -> None:
+    assignee_email = None
+    if "assignee" in action.to and ticket.assignee_id is not None:
+        assignee_email = await app.db.fetchval(
+            "SELECT email FROM app_user WHERE id = {}", ticket.assignee_id
+        )
+    job = notify_job(rule, action, ticket, key, assignee_email)
+    if job is not None:
+        await app.jobs.enqueue("notify", job[0], key=job[1])
+
+
+def notify_job(
+    rule: Rule, action: Notify, ticket: Ticket, key: str, assignee_email: str | None
+) -> tuple[dict[str, Any], str] | None:
+    """The ``notify`` job (payload, idempotency key) of a rule's ``notify`` action on
+    ``ticket``, as the ticket is when the action runs; None when nobody is left to tell.
+    ``key`` names the action's firing (rule, event, place in the rule)."""
     recipients: list[str] = []
     for target in action.to:
         if target == "requester":
             address = ticket.requester.email
         elif target == "assignee":
-            address = (
-                await app.db.fetchval(
-                    "SELECT email FROM app_user WHERE id = {}", ticket.assignee_id
-                )
-                if ticket.assignee_id is not None
-                else None
-            )
+            address = assignee_email if ticket.assignee_id is not None else None
         else:
             address = target
         if address and address not in recipients:
             recipients.append(address)
     if not recipients:
-        return
+        return None
     agent = rule_principal(rule)
     notification = Notification(
         kind="automation",
@@ -148,9 +162,7 @@ async def _notify(app: App, rule: Rule, action: Notify, ticket: Ticket, key: str
         idempotency_key=key,
         data={"rule": rule.name, "rule_id": rule.id},
     )
-    await app.jobs.enqueue(
-        "notify", {"notification": msgspec.to_builtins(notification)}, key=f"{key}:notify"
-    )
+    return {"notification": msgspec.to_builtins(notification)}, f"{key}:notify"
 
 
 async def deliver_webhook(app: App, job: JobRecord) -> None:

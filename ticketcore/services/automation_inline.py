@@ -46,10 +46,10 @@ from ticketcore.domain.automation import (
     SetField,
 )
 from ticketcore.domain.enums import Priority
-from ticketcore.domain.models import Actor, FieldChange, Notification, Ticket, TicketEvent
+from ticketcore.domain.models import Actor, FieldChange, Ticket, TicketEvent
 from ticketcore.domain.tags import clean_tags
 from ticketcore.errors import ValidationFailed
-from ticketcore.services.automation_actions import rule_principal
+from ticketcore.services.automation_actions import notify_job, rule_principal, tags_after
 from ticketcore.services.automation_chain import Chain
 from ticketcore.services.history import EventDraft, record_events_many
 from ticketcore.services.macros import render_body
@@ -168,11 +168,7 @@ def _apply(
     for i, action in enumerate(rule.actions):
         change: Changes = {}
         if isinstance(action, AddTags | RemoveTags):
-            wanted = [t.strip().lower() for t in action.tags]
-            if isinstance(action, AddTags):
-                tags = [*current.tags, *(t for t in wanted if t not in current.tags)]
-            else:
-                tags = [t for t in current.tags if t not in wanted]
+            tags, description = tags_after(action, current.tags)
             try:
                 tags = clean_tags(tags)
             except ValidationFailed:
@@ -180,8 +176,7 @@ def _apply(
             if tags != current.tags:
                 change["tags"] = (current.tags, tags)
                 current = msgspec.structs.replace(current, tags=tags)
-            verb = "add tags" if isinstance(action, AddTags) else "remove tags"
-            done.append(f"{verb} {', '.join(wanted)}")
+            done.append(description)
         elif isinstance(action, SetField) and action.field in _INLINE_FIELDS:
             if sla_enabled and action.field in _SLA_FIELDS:
                 return None
@@ -295,27 +290,8 @@ async def _notifications(
         emails = {int(r["id"]): r["email"] for r in rows}
     jobs: list[tuple[dict[str, Any], str | None]] = []
     for key, rule, action, ticket in notices:
-        recipients: list[str] = []
-        for target in action.to:
-            if target == "requester":
-                address = ticket.requester.email
-            elif target == "assignee":
-                address = emails.get(ticket.assignee_id) if ticket.assignee_id else None
-            else:
-                address = target
-            if address and address not in recipients:
-                recipients.append(address)
-        if not recipients:
-            continue
-        subject, body = _render(rule, action, ticket)
-        notification = Notification(
-            kind="automation",
-            ticket_id=ticket.id,
-            recipients=recipients,
-            subject=subject,
-            body=body,
-            idempotency_key=key,
-            data={"rule": rule.name, "rule_id": rule.id},
-        )
-        jobs.append(({"notification": msgspec.to_builtins(notification)}, f"{key}:notify"))
+        email = emails.get(ticket.assignee_id) if ticket.assignee_id is not None else None
+        job = notify_job(rule, action, ticket, key, email)
+        if job is not None:
+            jobs.append(job)
     return jobs
